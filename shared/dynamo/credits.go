@@ -1,0 +1,347 @@
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/contactlevel/metering/shared/credits"
+)
+
+// OrgSK is the sort key of an organization's own item, which holds its
+// profile and its balance; other items in the partition (ledger entries and
+// the like) use other sort keys.
+const OrgSK = "ORG"
+
+// ErrContention means a charge kept meeting a balance that changed under it
+// and gave up; the caller may retry. Nothing was charged.
+var ErrContention = errors.New("balance changed too often to charge; nothing was charged")
+
+// maxAttempts bounds the write attempts of one charge. Each failed attempt
+// returns the current item, so only a balance rewritten between every read
+// and write (draining charges racing each other) needs more than two.
+const maxAttempts = 16
+
+// Credits is the balance part of the organizations table.
+type Credits struct {
+	Client Client
+	Table  string
+
+	mu    sync.Mutex
+	views map[string]credits.Balance
+}
+
+// views keeps the last balance each organization was seen with, so that a
+// warm container plans a charge correctly in one write. It is only a hint:
+// every write is conditioned on what the plan assumed.
+const maxViews = 4096
+
+// Balance reads an organization's balance with a strongly consistent read,
+// so that a customer sees the effect of their last request.
+func (c *Credits) Balance(ctx context.Context, org string) (credits.Balance, error) {
+	proj, err := expression.NewBuilder().WithProjection(expression.NamesList(
+		expression.Name(attrSubscription), expression.Name(attrPurchased),
+		expression.Name(attrBonus), expression.Name(attrBonusRev))).Build()
+	if err != nil {
+		return credits.Balance{}, err
+	}
+	out, err := c.Client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:                aws.String(c.Table),
+		Key:                      orgKey(org),
+		ConsistentRead:           aws.Bool(true),
+		ProjectionExpression:     proj.Projection(),
+		ExpressionAttributeNames: proj.Names(),
+	})
+	if err != nil {
+		return credits.Balance{}, fmt.Errorf("get balance: %w", err)
+	}
+	if out.Item == nil {
+		return credits.Balance{}, ErrNoAccount
+	}
+	return decodeBalance(out.Item)
+}
+
+// ErrNoAccount means the organization has no balance item.
+var ErrNoAccount = errors.New("organization has no credit account")
+
+// Debit charges n credits at now with one conditional UpdateItem in the
+// common case. It plans against the last balance it saw (or, cold, guesses
+// that the subscription pays and no bonus grant exists); when the write's
+// condition fails, DynamoDB returns the item as it is, and the charge is
+// planned again from that without a separate read. credits.ErrInsufficient
+// means the balance, as of an atomic check, was too small; nothing changed.
+func (c *Credits) Debit(ctx context.Context, org string, n int64, now time.Time) (credits.Debit, credits.Balance, error) {
+	view, known := c.view(org)
+	if !known {
+		view = credits.Balance{Subscription: n}
+	}
+	for range maxAttempts {
+		d, err := credits.Plan(view, n, now)
+		if err != nil {
+			return credits.Debit{}, view, err
+		}
+		in, err := debitInput(c.Table, org, d)
+		if err != nil {
+			return credits.Debit{}, credits.Balance{}, err
+		}
+		out, err := c.Client.UpdateItem(ctx, in)
+		if err == nil {
+			after, err := decodeBalance(out.Attributes)
+			if err != nil {
+				return d, credits.Balance{}, err
+			}
+			c.remember(org, after)
+			return d, after, nil
+		}
+		var ccf *types.ConditionalCheckFailedException
+		if !errors.As(err, &ccf) {
+			return credits.Debit{}, credits.Balance{}, fmt.Errorf("debit: %w", err)
+		}
+		// An organization without an item decodes to an empty balance and
+		// so to ErrInsufficient on the next plan.
+		if view, err = decodeBalance(ccf.Item); err != nil {
+			return credits.Debit{}, credits.Balance{}, err
+		}
+		c.remember(org, view)
+	}
+	return credits.Debit{}, credits.Balance{}, ErrContention
+}
+
+// Refund gives back what d took. Grants that have since been removed (an
+// expiry sweep) are skipped: they could no longer be spent anyway.
+func (c *Credits) Refund(ctx context.Context, org string, d credits.Debit) (credits.Balance, error) {
+	takes := slices.DeleteFunc(slices.Clone(d.Takes), func(t credits.Take) bool { return t.Amount == 0 })
+	for range 2 {
+		if len(takes) == 0 {
+			return credits.Balance{}, nil
+		}
+		in, err := refundInput(c.Table, org, takes)
+		if err != nil {
+			return credits.Balance{}, err
+		}
+		out, err := c.Client.UpdateItem(ctx, in)
+		if err == nil {
+			after, err := decodeBalance(out.Attributes)
+			if err == nil {
+				c.remember(org, after)
+			}
+			return after, err
+		}
+		var ccf *types.ConditionalCheckFailedException
+		if !errors.As(err, &ccf) || len(ccf.Item) == 0 {
+			return credits.Balance{}, fmt.Errorf("refund: %w", err)
+		}
+		current, err := decodeBalance(ccf.Item)
+		if err != nil {
+			return credits.Balance{}, err
+		}
+		takes = slices.DeleteFunc(takes, func(t credits.Take) bool {
+			return t.Bucket == credits.Bonus && !slices.ContainsFunc(current.Bonus, func(g credits.Grant) bool { return g.ID == t.GrantID })
+		})
+	}
+	return credits.Balance{}, fmt.Errorf("refund: grants kept changing")
+}
+
+func (c *Credits) view(org string) (credits.Balance, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.views[org]
+	return b, ok
+}
+
+func (c *Credits) remember(org string, b credits.Balance) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.views == nil || len(c.views) >= maxViews {
+		c.views = make(map[string]credits.Balance)
+	}
+	c.views[org] = b
+}
+
+// Names of the balance's attributes on the organization item.
+const (
+	attrSubscription = "subscription"
+	attrPurchased    = "purchased"
+	attrBonus        = "bonus"
+	attrBonusRev     = "bonus_rev"
+)
+
+// debitInput turns a plan into one UpdateItem whose condition holds exactly
+// while the plan is right: every bucket still has what the plan takes (all
+// of it where the plan empties the bucket), no grant taken from has expired,
+// and no bonus grant was added since the plan's view.
+func debitInput(table, org string, d credits.Debit) (*dynamodb.UpdateItemInput, error) {
+	cond := revCondition(d.BonusRev)
+	var upd expression.UpdateBuilder
+	nowSec := d.At.Unix()
+	for _, t := range d.Takes {
+		path := takePath(t)
+		var c expression.ConditionBuilder
+		switch {
+		case t.Exact && t.Amount == 0:
+			c = expression.Or(path.AttributeNotExists(), path.Equal(expression.Value(0)))
+		case t.Exact:
+			c = path.Equal(expression.Value(t.Amount))
+		default:
+			c = path.GreaterThanEqual(expression.Value(t.Amount))
+		}
+		if !t.ExpiresAt.IsZero() {
+			c = c.And(expression.Name(attrBonus + "." + t.GrantID + ".exp").GreaterThan(expression.Value(nowSec)))
+		}
+		cond = cond.And(c)
+		if t.Amount > 0 {
+			upd = upd.Set(path, path.Minus(expression.Value(t.Amount)))
+		}
+	}
+	expr, err := expression.NewBuilder().WithCondition(cond).WithUpdate(upd).Build()
+	if err != nil {
+		return nil, fmt.Errorf("build debit: %w", err)
+	}
+	return &dynamodb.UpdateItemInput{
+		TableName:                           aws.String(table),
+		Key:                                 orgKey(org),
+		ConditionExpression:                 expr.Condition(),
+		UpdateExpression:                    expr.Update(),
+		ExpressionAttributeNames:            expr.Names(),
+		ExpressionAttributeValues:           expr.Values(),
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}, nil
+}
+
+func refundInput(table, org string, takes []credits.Take) (*dynamodb.UpdateItemInput, error) {
+	cond := expression.AttributeExists(expression.Name("org_id"))
+	var upd expression.UpdateBuilder
+	for _, t := range takes {
+		path := takePath(t)
+		if t.Bucket == credits.Bonus {
+			cond = cond.And(expression.AttributeExists(expression.Name(attrBonus + "." + t.GrantID)))
+		}
+		upd = upd.Set(path, path.Plus(expression.Value(t.Amount)))
+	}
+	expr, err := expression.NewBuilder().WithCondition(cond).WithUpdate(upd).Build()
+	if err != nil {
+		return nil, fmt.Errorf("build refund: %w", err)
+	}
+	return &dynamodb.UpdateItemInput{
+		TableName:                           aws.String(table),
+		Key:                                 orgKey(org),
+		ConditionExpression:                 expr.Condition(),
+		UpdateExpression:                    expr.Update(),
+		ExpressionAttributeNames:            expr.Names(),
+		ExpressionAttributeValues:           expr.Values(),
+		ReturnValues:                        types.ReturnValueAllNew,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}, nil
+}
+
+func revCondition(rev int64) expression.ConditionBuilder {
+	n := expression.Name(attrBonusRev)
+	if rev == 0 {
+		return expression.Or(n.AttributeNotExists(), n.Equal(expression.Value(0)))
+	}
+	return n.Equal(expression.Value(rev))
+}
+
+func takePath(t credits.Take) expression.NameBuilder {
+	switch t.Bucket {
+	case credits.Bonus:
+		return expression.Name(attrBonus + "." + t.GrantID + ".n")
+	case credits.Purchased:
+		return expression.Name(attrPurchased)
+	default:
+		return expression.Name(attrSubscription)
+	}
+}
+
+func orgKey(org string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		"org_id": &types.AttributeValueMemberS{Value: org},
+		"sk":     &types.AttributeValueMemberS{Value: OrgSK},
+	}
+}
+
+// balanceItem is the balance's stored shape on the organization item. Bonus
+// grants live in one map so that a charge spanning several of them is still
+// one item write; exp is epoch seconds and absent for grants that never expire.
+type balanceItem struct {
+	Subscription int64                `dynamodbav:"subscription"`
+	Purchased    int64                `dynamodbav:"purchased"`
+	Bonus        map[string]grantItem `dynamodbav:"bonus"`
+	BonusRev     int64                `dynamodbav:"bonus_rev"`
+}
+
+type grantItem struct {
+	N   int64 `dynamodbav:"n"`
+	Exp int64 `dynamodbav:"exp,omitempty"`
+}
+
+func decodeBalance(item map[string]types.AttributeValue) (credits.Balance, error) {
+	var it balanceItem
+	if err := attributevalue.UnmarshalMap(item, &it); err != nil {
+		return credits.Balance{}, fmt.Errorf("decode balance: %w", err)
+	}
+	b := credits.Balance{Subscription: it.Subscription, Purchased: it.Purchased, BonusRev: it.BonusRev}
+	for id, g := range it.Bonus {
+		grant := credits.Grant{ID: id, Remaining: g.N}
+		if g.Exp != 0 {
+			grant.ExpiresAt = time.Unix(g.Exp, 0).UTC()
+		}
+		b.Bonus = append(b.Bonus, grant)
+	}
+	slices.SortFunc(b.Bonus, func(x, y credits.Grant) int { return strings.Compare(x.ID, y.ID) })
+	return b, nil
+}
+
+// EncodeBalance is the attribute map of a balance, for writers that create
+// or replace an organization item (setup, admin tools and tests).
+func EncodeBalance(b credits.Balance) (map[string]types.AttributeValue, error) {
+	it := balanceItem{Subscription: b.Subscription, Purchased: b.Purchased, BonusRev: b.BonusRev, Bonus: map[string]grantItem{}}
+	for _, g := range b.Bonus {
+		gi := grantItem{N: g.Remaining}
+		if !g.ExpiresAt.IsZero() {
+			gi.Exp = g.ExpiresAt.Unix()
+		}
+		it.Bonus[g.ID] = gi
+	}
+	return attributevalue.MarshalMap(it)
+}
+
+// Open creates an organization's item with its name and opening balance. It
+// fails with ErrExists rather than overwrite a balance.
+func (c *Credits) Open(ctx context.Context, org, name string, b credits.Balance, now time.Time) error {
+	item, err := EncodeBalance(b)
+	if err != nil {
+		return err
+	}
+	item["org_id"] = &types.AttributeValueMemberS{Value: org}
+	item["sk"] = &types.AttributeValueMemberS{Value: OrgSK}
+	item["name"] = &types.AttributeValueMemberS{Value: name}
+	item["created_at"] = &types.AttributeValueMemberS{Value: formatTime(now)}
+	cond, err := expression.NewBuilder().WithCondition(expression.AttributeNotExists(expression.Name("org_id"))).Build()
+	if err != nil {
+		return err
+	}
+	_, err = c.Client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                 aws.String(c.Table),
+		Item:                      item,
+		ConditionExpression:       cond.Condition(),
+		ExpressionAttributeNames:  cond.Names(),
+		ExpressionAttributeValues: cond.Values(),
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return ErrExists
+	}
+	return err
+}
