@@ -15,6 +15,16 @@ type Config struct {
 	// GatewayResponses maps a gateway response type (UNAUTHORIZED, ACCESS_DENIED,
 	// MISSING_AUTHENTICATION_TOKEN, DEFAULT_4XX, DEFAULT_5XX, ...) to what API Gateway answers.
 	GatewayResponses map[string]GatewayResponse
+	// BinaryMediaTypes are the API's binary media types (SAM's BinaryMediaTypes,
+	// "~1" may stand for "/"). A request whose Content-Type matches one reaches
+	// the function base64-encoded; any other body is passed as text, which is
+	// what API Gateway does, so binary uploads break locally as they would
+	// when deployed.
+	BinaryMediaTypes []string
+	// FunctionTimeouts maps a function's logical ID to its Timeout, so that a
+	// slow handler fails locally the way Lambda would fail it. A function
+	// missing from the map is only bounded by the gateway's integration timeout.
+	FunctionTimeouts map[string]time.Duration
 }
 
 // Route is one API event of a function: a method and an API Gateway path
@@ -37,7 +47,14 @@ type Authorizer struct {
 
 // GatewayResponse is a customised Gateway Response.
 type GatewayResponse struct {
+	// StatusCode is 0 when the template leaves it out: the response type's
+	// own status (401 for UNAUTHORIZED, ...) is kept, as in API Gateway.
 	StatusCode int
-	Headers    map[string]string
-	Body       string // the application/json response template, sent as is
+	// Headers are static values; API Gateway's single-quote wrapping
+	// ("'application/json'") is accepted and removed, and a value
+	// method.request.header.NAME copies that request header.
+	Headers map[string]string
+	// Body is the application/json response template. $context variables
+	// ($context.error.messageString, $context.requestId, ...) are substituted.
+	Body string
 }
