@@ -1,6 +1,8 @@
 package apikey
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"time"
 )
@@ -29,4 +31,26 @@ func (r Record) Usable(now time.Time) bool {
 		return false
 	}
 	return r.Expires.IsZero() || now.Before(r.Expires)
+}
+
+// Issue makes a new key for an organization and the record to store for it.
+// The key is returned once, to be shown to its owner; only the record is kept.
+func Issue(orgID, name string, now, expires time.Time) (Key, Record, error) {
+	k, err := New(nil)
+	if err != nil {
+		return "", Record{}, err
+	}
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return "", Record{}, err
+	}
+	return k, Record{
+		Hash:    k.Hash(),
+		ID:      "key_" + hex.EncodeToString(id[:]),
+		OrgID:   orgID,
+		Name:    name,
+		Display: k.Display(),
+		Created: now.UTC(),
+		Expires: expires,
+	}, nil
 }

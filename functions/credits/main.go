@@ -1,0 +1,6 @@
+// Command credits is the CreditsFunction Lambda; what it runs is built in package lambdas.
+package main
+
+import "github.com/contactlevel/metering/shared/lambdas"
+
+func main() { lambdas.Main("CreditsFunction") }

@@ -1,0 +1,113 @@
+// Package lambdas builds every function's handler from its environment. The
+// functions' main packages and the local gateway both start here, so the code
+// that runs locally is the code that deploys.
+package lambdas
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
+
+	"github.com/contactlevel/metering/shared/api"
+	"github.com/contactlevel/metering/shared/authorizer"
+	appconfig "github.com/contactlevel/metering/shared/config"
+	"github.com/contactlevel/metering/shared/dynamo"
+)
+
+// Constructor builds a function's handler once per container: clients and
+// configuration are made here, never per request.
+type Constructor func(ctx context.Context, getenv func(string) string) (lambda.Handler, error)
+
+// Registry maps each function's logical ID in template.yaml to its constructor.
+var Registry = map[string]Constructor{
+	"AuthorizerFunction": Authorizer,
+	"CreditsFunction":    Endpoints,
+	"ContactsFunction":   Endpoints,
+	"AudiencesFunction":  Endpoints,
+}
+
+// Authorizer builds the REQUEST authorizer.
+func Authorizer(ctx context.Context, getenv func(string) string) (lambda.Handler, error) {
+	tables := appconfig.TablesFromEnv(getenv)
+	if tables.Keys == "" {
+		return nil, fmt.Errorf("KEYS_TABLE is not set")
+	}
+	client, err := DynamoDB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a := authorizer.New(dynamo.Keys{Client: client, Table: tables.Keys}, time.Now, Logger(getenv))
+	return lambda.NewHandler(a.Handle), nil
+}
+
+// Endpoints builds the customer API behind API Gateway's proxy integration.
+// The credits, contacts and audiences functions all run it; API Gateway
+// sends each only its own routes, and IAM lets each touch only its tables.
+func Endpoints(ctx context.Context, getenv func(string) string) (lambda.Handler, error) {
+	tables := appconfig.TablesFromEnv(getenv)
+	if tables.Orgs == "" {
+		return nil, fmt.Errorf("ORGS_TABLE is not set")
+	}
+	client, err := DynamoDB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h := api.New(api.Deps{
+		Credits:   &dynamo.Credits{Client: client, Table: tables.Orgs},
+		Contacts:  dynamo.Contacts{Client: client, Table: tables.Contacts},
+		Audiences: dynamo.Audiences{Client: client, Table: tables.Audiences},
+		Log:       Logger(getenv),
+	})
+	return lambda.NewHandler(httpadapter.New(h).ProxyWithContext), nil
+}
+
+// DynamoDB makes a client from the standard AWS configuration chain, which
+// also honours AWS_ENDPOINT_URL_DYNAMODB for DynamoDB Local.
+func DynamoDB(ctx context.Context) (*dynamodb.Client, error) {
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return dynamodb.NewFromConfig(cfg), nil
+}
+
+// Logger writes JSON lines to stdout, which Lambda ships to CloudWatch, at
+// the level LOG_LEVEL names (DEBUG, INFO, WARN, ERROR; INFO by default).
+func Logger(getenv func(string) string) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(strings.TrimSpace(getenv("LOG_LEVEL")))); err != nil {
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level}))
+}
+
+// Main is the whole main function of the Lambda with the given logical ID.
+func Main(id string) {
+	if err := Run(context.Background(), id, os.Getenv, lambda.Start); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+// Run builds the handler of function id and hands it to start (lambda.Start
+// in production, something that returns in tests).
+func Run(ctx context.Context, id string, getenv func(string) string, start func(any)) error {
+	construct, ok := Registry[id]
+	if !ok {
+		return fmt.Errorf("no function %q in the registry", id)
+	}
+	h, err := construct(ctx, getenv)
+	if err != nil {
+		return fmt.Errorf("%s: %w", id, err)
+	}
+	start(h)
+	return nil
+}
