@@ -21,8 +21,10 @@ const defaultAuthorizerTTL = 300 * time.Second
 // the Gateway Responses. params overrides parameter defaults, e.g.
 // {"AuthorizerCacheTtl": "0"}.
 //
+// FunctionTimeouts come from each function's Timeout (or Globals.Function's).
 // Header values of Gateway Responses lose the single quotes SAM requires
-// around static values ('application/json' becomes application/json). A
+// around static values ('application/json' becomes application/json);
+// method.request.header.NAME references are kept as they are. A
 // GatewayResponse without a StatusCode has StatusCode 0, meaning API Gateway
 // keeps the status of the error it answers.
 func (t *Template) GatewayConfig(params map[string]string) (apigateway.Config, error) {
@@ -70,12 +72,47 @@ func (t *Template) GatewayConfig(params map[string]string) (apigateway.Config, e
 		cfg.Authorizer = a
 	}
 
+	globals, _ := t.Globals["Function"].(map[string]any)
 	for _, fn := range t.Functions() {
 		routes, err := t.routes(fn, apiID, defaultAuth)
 		if err != nil {
 			return apigateway.Config{}, err
 		}
 		cfg.Routes = append(cfg.Routes, routes...)
+
+		timeout, ok := t.Resources[fn].Properties["Timeout"]
+		if !ok {
+			timeout, ok = globals["Timeout"]
+		}
+		if !ok {
+			continue // Lambda's default is 3s, but leave it to the gateway's own bound
+		}
+		s, err := res.str(timeout)
+		if err != nil {
+			return apigateway.Config{}, fmt.Errorf("function %s: Timeout: %w", fn, err)
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 900 {
+			return apigateway.Config{}, fmt.Errorf("function %s: Timeout %q is not a number of seconds from 1 to 900", fn, s)
+		}
+		if cfg.FunctionTimeouts == nil {
+			cfg.FunctionTimeouts = map[string]time.Duration{}
+		}
+		cfg.FunctionTimeouts[fn] = time.Duration(n) * time.Second
+	}
+
+	if v, ok := api["BinaryMediaTypes"]; ok {
+		list, ok := v.([]any)
+		if !ok {
+			return fail("BinaryMediaTypes must be a list")
+		}
+		for _, item := range list {
+			s, err := res.str(item)
+			if err != nil {
+				return fail("BinaryMediaTypes: %v", err)
+			}
+			cfg.BinaryMediaTypes = append(cfg.BinaryMediaTypes, s)
+		}
 	}
 
 	if gr, ok := api["GatewayResponses"]; ok {
@@ -234,10 +271,14 @@ func gatewayResponse(res resolver, v any) (apigateway.GatewayResponse, error) {
 			if err != nil {
 				return out, fmt.Errorf("header %s: %w", name, err)
 			}
-			if len(s) < 2 || s[0] != '\'' || s[len(s)-1] != '\'' {
-				return out, fmt.Errorf("header %s: %q is not a static value; SAM wants it in single quotes, e.g. \"'application/json'\"", name, s)
+			switch {
+			case len(s) >= 2 && s[0] == '\'' && s[len(s)-1] == '\'':
+				out.Headers[name] = s[1 : len(s)-1]
+			case strings.HasPrefix(s, "method.request.header."):
+				out.Headers[name] = s // copies a request header
+			default:
+				return out, fmt.Errorf("header %s: %q is neither a static value in single quotes (e.g. \"'application/json'\") nor method.request.header.NAME", name, s)
 			}
-			out.Headers[name] = s[1 : len(s)-1]
 		}
 	}
 	if rt, ok := spec["ResponseTemplates"]; ok {

@@ -179,6 +179,12 @@ func TestGatewayConfig(t *testing.T) {
 		}
 	}
 
+	for _, fn := range []string{"AuthorizerFunction", "CreditsFunction", "ContactsFunction", "AudiencesFunction"} {
+		if got := cfg.FunctionTimeouts[fn]; got != 10*time.Second {
+			t.Errorf("timeout of %s = %v, want 10s", fn, got)
+		}
+	}
+
 	// Parameters override defaults.
 	cfg, err = tpl.GatewayConfig(map[string]string{"AuthorizerCacheTtl": "0", "StageName": "dev"})
 	if err != nil {
@@ -257,5 +263,88 @@ Resources:
 	}
 	if env := tpl.FunctionEnv("Fn", nil, nil); !reflect.DeepEqual(env, map[string]string{"OK": "fine"}) {
 		t.Errorf("env = %v", env)
+	}
+}
+
+func TestGatewayConfigInline(t *testing.T) {
+	const base = `
+Parameters:
+  Stage: {Type: String, Default: v1}
+Globals:
+  Function:
+    Timeout: 5
+Resources:
+  Auth:
+    Type: AWS::Serverless::Function
+  Health:
+    Type: AWS::Serverless::Function
+    Properties:
+      Timeout: 3
+      Events:
+        Get:
+          Type: Api
+          Properties:
+            RestApiId: !Ref MyApi
+            Path: /health
+            Method: get
+            Auth:
+              Authorizer: NONE
+  MyApi:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: !Ref Stage
+      BinaryMediaTypes: [image~1png]
+      Auth:
+        DefaultAuthorizer: Key
+        Authorizers:
+          Key:
+            FunctionArn: !GetAtt Auth.Arn
+            FunctionPayloadType: REQUEST
+            Identity:
+              Headers: [Authorization]
+      GatewayResponses:
+        UNAUTHORIZED:
+          ResponseParameters:
+            Headers:
+              X-Echo: method.request.header.X-Request
+`
+	tpl, err := Parse([]byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := tpl.GatewayConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Stage != "v1" || len(cfg.Routes) != 1 || cfg.Routes[0] != (apigateway.Route{Method: "GET", Path: "/health", Function: "Health", Auth: "NONE"}) {
+		t.Errorf("stage %q routes %+v", cfg.Stage, cfg.Routes)
+	}
+	if cfg.Authorizer == nil || cfg.Authorizer.CacheTTL != 300*time.Second || cfg.Authorizer.IdentityHeader != "Authorization" {
+		t.Errorf("authorizer %+v, want API Gateway's default TTL of 300s", cfg.Authorizer)
+	}
+	if !reflect.DeepEqual(cfg.BinaryMediaTypes, []string{"image~1png"}) {
+		t.Errorf("BinaryMediaTypes = %v", cfg.BinaryMediaTypes)
+	}
+	if cfg.FunctionTimeouts["Health"] != 3*time.Second || cfg.FunctionTimeouts["Auth"] != 5*time.Second {
+		t.Errorf("FunctionTimeouts = %v", cfg.FunctionTimeouts)
+	}
+	u := cfg.GatewayResponses["UNAUTHORIZED"]
+	if u.StatusCode != 0 || u.Headers["X-Echo"] != "method.request.header.X-Request" {
+		t.Errorf("UNAUTHORIZED = %+v", u)
+	}
+
+	for name, bad := range map[string]string{
+		"unquoted header":    strings.Replace(base, "method.request.header.X-Request", "application/json", 1),
+		"token authorizer":   strings.Replace(base, "FunctionPayloadType: REQUEST", "FunctionPayloadType: TOKEN", 1),
+		"other api":          strings.Replace(base, "RestApiId: !Ref MyApi", "RestApiId: !Ref OtherApi", 1),
+		"unknown authorizer": strings.Replace(base, "Authorizer: NONE", "Authorizer: Other", 1),
+	} {
+		tpl, err := Parse([]byte(bad))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tpl.GatewayConfig(nil); err == nil {
+			t.Errorf("%s: GatewayConfig accepted it", name)
+		}
 	}
 }
