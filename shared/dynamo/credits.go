@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -83,7 +84,10 @@ var ErrNoAccount = errors.New("organization has no credit account")
 func (c *Credits) Debit(ctx context.Context, org string, n int64, now time.Time) (credits.Debit, credits.Balance, error) {
 	view, known := c.view(org)
 	if !known {
-		view = credits.Balance{Subscription: n}
+		// Cold, assume the subscription pays and no bonus grant was ever
+		// made: the write then asks only for subscription >= n. A wrong
+		// guess costs one failed write, which returns the real item.
+		view = credits.Balance{Subscription: math.MaxInt64 / 2}
 	}
 	for range maxAttempts {
 		d, err := credits.Plan(view, n, now)
