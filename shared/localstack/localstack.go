@@ -1,0 +1,49 @@
+// Package localstack assembles the API as template.yaml deploys it, in one
+// process: every function built from package lambdas with the environment
+// the template gives it, behind the API Gateway emulator. `make run`, the
+// end-to-end tests and the benchmarks all serve through it.
+package localstack
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/contactlevel/metering/shared/apigateway"
+	"github.com/contactlevel/metering/shared/lambdas"
+	"github.com/contactlevel/metering/shared/sam"
+)
+
+// Gateway builds every function of tmpl over the given tables (logical ID to
+// table name) and parameter values, and returns the API that routes to them.
+func Gateway(ctx context.Context, tmpl *sam.Template, tables, params map[string]string, opts apigateway.Options) (http.Handler, error) {
+	if err := tmpl.CheckEnv(); err != nil {
+		return nil, err
+	}
+	handlers := make(map[string]lambda.Handler)
+	for _, fn := range tmpl.Functions() {
+		construct, ok := lambdas.Registry[fn]
+		if !ok {
+			return nil, fmt.Errorf("template function %s has no constructor in package lambdas", fn)
+		}
+		env := tmpl.FunctionEnv(fn, tables, params)
+		h, err := construct(ctx, func(name string) string {
+			if v, ok := env[name]; ok {
+				return v
+			}
+			return os.Getenv(name)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("build %s: %w", fn, err)
+		}
+		handlers[fn] = h
+	}
+	cfg, err := tmpl.GatewayConfig(params)
+	if err != nil {
+		return nil, err
+	}
+	return apigateway.New(cfg, handlers, opts)
+}
