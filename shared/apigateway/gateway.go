@@ -147,10 +147,33 @@ func New(cfg Config, functions map[string]lambda.Handler, opts Options) (http.Ha
 		}
 		res.methods[rt.Method] = &method{route: rt, resource: res, function: h, timeout: g.timeoutsFor(rt.Function)}
 	}
-	// Deterministic order only matters for logs and equal-specificity ties,
-	// which parseTemplate's rules make impossible between distinct paths.
 	sort.Slice(g.resources, func(i, j int) bool { return g.resources[i].path < g.resources[j].path })
+	for i, a := range g.resources {
+		for _, b := range g.resources[i+1:] {
+			if err := siblingConflict(a, b); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return g, nil
+}
+
+// siblingConflict refuses what API Gateway refuses to create: two variable
+// path parts at the same level under the same parent ("only one is
+// allowed"). It also guarantees that two distinct resources never match a
+// request equally well.
+func siblingConflict(a, b *resource) error {
+	for k := range min(len(a.segments), len(b.segments)) {
+		sa, sb := a.segments[k], b.segments[k]
+		if sa == sb {
+			continue
+		}
+		if sa.kind == literalSegment || sb.kind == literalSegment {
+			return nil
+		}
+		return fmt.Errorf("apigateway: %s and %s have different variable path parts at the same level", a.path, b.path)
+	}
+	return nil
 }
 
 // timeouts bounds one invocation: the function's own timeout and the

@@ -231,6 +231,11 @@ func TestNewValidatesConfig(t *testing.T) {
 		"relative path":               func(c *Config) { c.Routes[0].Path = "a" },
 		"no stage":                    func(c *Config) { c.Stage = "" },
 		"ttl over an hour":            func(c *Config) { c.Authorizer.CacheTTL = 2 * time.Hour },
+		"sibling variables": func(c *Config) {
+			c.Routes = append(c.Routes,
+				Route{Method: "GET", Path: "/o/{org}/keys", Function: "F"},
+				Route{Method: "GET", Path: "/o/{id}", Function: "F"})
+		},
 	}
 	if _, err := New(base(), map[string]lambda.Handler{"F": h, "A": h}, Options{}); err != nil {
 		t.Fatalf("valid config: %v", err)
@@ -608,6 +613,13 @@ func TestResponseHeaders(t *testing.T) {
 	if r.header.Get("WWW-Authenticate") != "" || r.header.Get("X-Amzn-Remapped-Www-Authenticate") != "Bearer" {
 		t.Errorf("WWW-Authenticate is remapped by API Gateway: %v", r.header)
 	}
+}
+
+func TestNoContentResponse(t *testing.T) {
+	f := newFixture(t, setup{edit: func(_ *Config, fns map[string]lambda.Handler, _ *Options) {
+		fns["CreditsFunction"] = rawHandler(`{"statusCode":204,"body":"ignored"}`)
+	}})
+	f.do("GET", "/health", "", nil).expect(t, 204, "")
 }
 
 func TestFunctionErrors(t *testing.T) {

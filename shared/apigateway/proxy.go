@@ -170,9 +170,14 @@ func (g *gateway) proxy(w http.ResponseWriter, r *http.Request, rc *requestCtx, 
 	}
 	h.Set("X-Amzn-Requestid", rc.requestID)
 	h.Set("X-Amz-Apigw-Id", rc.extendedRequestID)
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	noBody := resp.status < 200 || resp.status == http.StatusNoContent || resp.status == http.StatusNotModified
+	if !noBody {
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+	}
 	w.WriteHeader(resp.status)
-	_, _ = w.Write(body)
+	if !noBody {
+		_, _ = w.Write(body)
+	}
 	rc.status = resp.status
 }
 
