@@ -1,6 +1,7 @@
 package sam
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"sort"
@@ -18,7 +19,9 @@ func (t *Template) Functions() []string {
 //   - Ref to a table gives tableNames[logicalID], or the logical ID itself
 //     when tableNames has no entry (locally a table is named after its ID);
 //   - Ref to a parameter gives params[name], or the parameter's default;
-//   - pseudo parameters (AWS::Region, ...) give params[name] or a local value.
+//   - pseudo parameters (AWS::Region, ...) give params[name] or a local value;
+//   - Fn::If evaluates the template's Conditions, and a variable whose value
+//     is AWS::NoValue is left out.
 //
 // Values that cannot be resolved this way are left out; CheckEnv reports them.
 func (t *Template) FunctionEnv(logicalID string, tableNames, params map[string]string) map[string]string {
@@ -67,6 +70,9 @@ func (t *Template) functionEnv(logicalID string, tableNames, params map[string]s
 	sort.Strings(keys)
 	for _, k := range keys {
 		s, err := res.str(vars[k])
+		if errors.Is(err, errNoValue) {
+			continue // !If [cond, value, !Ref AWS::NoValue] with cond false
+		}
 		if err != nil {
 			if firstErr == nil {
 				firstErr = fmt.Errorf("function %s: environment variable %s: %w", logicalID, k, err)

@@ -1,9 +1,14 @@
 package sam
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
+
+// errNoValue is what resolving !Ref AWS::NoValue gives: the property, or
+// environment variable, is to be left out.
+var errNoValue = errors.New("AWS::NoValue")
 
 // pseudo holds the values locally used for CloudFormation pseudo parameters;
 // a params map passed in by the caller overrides them (e.g. "AWS::Region").
@@ -26,6 +31,9 @@ type resolver struct {
 
 // ref resolves Ref name.
 func (r resolver) ref(name string) (string, error) {
+	if name == "AWS::NoValue" {
+		return "", errNoValue
+	}
 	if v, ok := r.params[name]; ok {
 		return v, nil
 	}
@@ -65,6 +73,23 @@ func (r resolver) str(v any) (string, error) {
 			return r.ref(name)
 		case "Fn::Sub":
 			return r.sub(arg)
+		case "Fn::If":
+			list, ok := arg.([]any)
+			if !ok || len(list) != 3 {
+				return "", fmt.Errorf("Fn::If wants [condition, then, else]")
+			}
+			name, ok := list[0].(string)
+			if !ok {
+				return "", fmt.Errorf("Fn::If wants a condition name first")
+			}
+			yes, err := r.condition(name, 0)
+			if err != nil {
+				return "", err
+			}
+			if yes {
+				return r.str(list[1])
+			}
+			return r.str(list[2])
 		case "Fn::Join":
 			list, ok := arg.([]any)
 			if !ok || len(list) != 2 {
@@ -177,4 +202,77 @@ func refTarget(v any) (string, bool) {
 	}
 	name, ok := m["Ref"].(string)
 	return name, ok
+}
+
+// condition evaluates the template condition called name.
+func (r resolver) condition(name string, depth int) (bool, error) {
+	expr, ok := r.t.Conditions[name]
+	if !ok {
+		return false, fmt.Errorf("no condition %s in the template", name)
+	}
+	if depth > 32 {
+		return false, fmt.Errorf("condition %s refers to itself", name)
+	}
+	v, err := r.boolean(expr, depth+1)
+	if err != nil {
+		return false, fmt.Errorf("condition %s: %w", name, err)
+	}
+	return v, nil
+}
+
+// boolean evaluates a condition expression: Fn::Equals, Fn::Not, Fn::And,
+// Fn::Or and Condition.
+func (r resolver) boolean(v any, depth int) (bool, error) {
+	m, ok := v.(map[string]any)
+	if !ok || len(m) != 1 {
+		return false, fmt.Errorf("want a condition function, got %s", describe(v))
+	}
+	for fn, arg := range m {
+		if fn == "Condition" {
+			name, ok := arg.(string)
+			if !ok {
+				return false, fmt.Errorf("Condition wants a name")
+			}
+			return r.condition(name, depth)
+		}
+		list, ok := arg.([]any)
+		if !ok {
+			return false, fmt.Errorf("%s wants a list", fn)
+		}
+		switch fn {
+		case "Fn::Equals":
+			if len(list) != 2 {
+				return false, fmt.Errorf("Fn::Equals wants two values")
+			}
+			a, err := r.str(list[0])
+			if err != nil {
+				return false, err
+			}
+			b, err := r.str(list[1])
+			if err != nil {
+				return false, err
+			}
+			return a == b, nil
+		case "Fn::Not":
+			if len(list) != 1 {
+				return false, fmt.Errorf("Fn::Not wants one condition")
+			}
+			b, err := r.boolean(list[0], depth)
+			return !b, err
+		case "Fn::And", "Fn::Or":
+			and := fn == "Fn::And"
+			for _, c := range list {
+				b, err := r.boolean(c, depth)
+				if err != nil {
+					return false, err
+				}
+				if b != and {
+					return b, nil
+				}
+			}
+			return and, nil
+		}
+		return false, fmt.Errorf("cannot evaluate %s locally", fn)
+	}
+	panic("unreachable")
 }

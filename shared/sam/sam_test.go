@@ -64,8 +64,16 @@ func TestFunctionEnv(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("FunctionEnv = %v, want %v", got, want)
 	}
-	if got := tpl.FunctionEnv("AuthorizerFunction", nil, nil)["LOG_LEVEL"]; got != "INFO" {
+	env := tpl.FunctionEnv("AuthorizerFunction", nil, nil)
+	if got := env["LOG_LEVEL"]; got != "INFO" {
 		t.Errorf("LOG_LEVEL default = %q, want INFO", got)
+	}
+	if got, ok := env["AWS_ENDPOINT_URL_DYNAMODB"]; ok {
+		t.Errorf("AWS_ENDPOINT_URL_DYNAMODB = %q without DynamoDBEndpoint, want it left out", got)
+	}
+	env = tpl.FunctionEnv("AuthorizerFunction", nil, map[string]string{"DynamoDBEndpoint": "http://127.0.0.1:8000"})
+	if got := env["AWS_ENDPOINT_URL_DYNAMODB"]; got != "http://127.0.0.1:8000" {
+		t.Errorf("AWS_ENDPOINT_URL_DYNAMODB = %q, want the DynamoDBEndpoint parameter", got)
 	}
 	if got := tpl.FunctionEnv("NoSuchFunction", nil, nil); len(got) != 0 {
 		t.Errorf("FunctionEnv of a missing function = %v, want empty", got)
@@ -241,6 +249,47 @@ Resources:
 	r := resolver{t: tpl}
 	if s, err := r.str(p["SubList"]); err != nil || s != "world-us-east-1" {
 		t.Errorf("SubList resolves to %q, %v", s, err)
+	}
+}
+
+func TestConditions(t *testing.T) {
+	tpl, err := Parse([]byte(`
+Parameters:
+  Env: {Type: String, Default: dev}
+  Flag: {Type: String, Default: ""}
+Conditions:
+  IsProd: !Equals [!Ref Env, prod]
+  HasFlag: !Not [!Equals [!Ref Flag, ""]]
+  ProdOrFlag: !Or [!Condition IsProd, !Condition HasFlag]
+  ProdAndFlag: !And [{Condition: IsProd}, {Condition: HasFlag}]
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      Environment:
+        Variables:
+          MODE: !If [IsProd, live, test]
+          FLAG: !If [HasFlag, !Ref Flag, !Ref AWS::NoValue]
+          EITHER: !If [ProdOrFlag, "yes", "no"]
+          BOTH: !If [ProdAndFlag, "yes", "no"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tpl.CheckEnv(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		params map[string]string
+		want   map[string]string
+	}{
+		{nil, map[string]string{"MODE": "test", "EITHER": "no", "BOTH": "no"}},
+		{map[string]string{"Flag": "x"}, map[string]string{"MODE": "test", "FLAG": "x", "EITHER": "yes", "BOTH": "no"}},
+		{map[string]string{"Env": "prod", "Flag": "x"}, map[string]string{"MODE": "live", "FLAG": "x", "EITHER": "yes", "BOTH": "yes"}},
+	} {
+		if got := tpl.FunctionEnv("Fn", nil, c.params); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("params %v: env %v, want %v", c.params, got, c.want)
+		}
 	}
 }
 

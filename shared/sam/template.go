@@ -36,6 +36,8 @@ type Template struct {
 	Parameters []Parameter
 	// Globals is the template's Globals section, e.g. Globals["Function"].
 	Globals map[string]any
+	// Conditions is the template's Conditions section, by condition name.
+	Conditions map[string]any
 	// Resources maps each logical ID to its resource.
 	Resources map[string]*Resource
 	// Order lists the logical IDs of Resources in the order they are written.
@@ -96,6 +98,12 @@ func Parse(data []byte) (*Template, error) {
 	if g, ok := top["Globals"]; ok {
 		if t.Globals, ok = g.(map[string]any); !ok {
 			return nil, errors.New("Globals is not a mapping")
+		}
+	}
+
+	if c, ok := top["Conditions"]; ok {
+		if t.Conditions, ok = c.(map[string]any); !ok {
+			return nil, errors.New("Conditions is not a mapping")
 		}
 	}
 
