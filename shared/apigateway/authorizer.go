@@ -118,7 +118,7 @@ func (g *gateway) authorize(r *http.Request, rc *requestCtx, req *requestParts) 
 			e := gatewayError{typ: authorizerConfigurationError}
 			return authorized{}, &e
 		}
-		res := g.invoke(r.Context(), a.Function, g.authorizer, g.authorizerTimeouts, payload)
+		res := g.invoke(r.Context(), g.authorizer, g.authorizerTimeouts, payload)
 		rc.authorizerLatency = res.elapsed
 		if res.err != nil {
 			if errorMessage(res.err) == "Unauthorized" {

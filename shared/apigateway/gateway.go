@@ -1,6 +1,7 @@
 package apigateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -53,13 +54,20 @@ type Options struct {
 	// timeout does; it is measured in real time because it bounds real work.
 	// Default: 29s.
 	IntegrationTimeout time.Duration
+	// Spawn starts another execution environment of a function (a fresh
+	// handler, as a cold start would build it) when a request arrives while
+	// every existing one is busy. Without it each function has only the
+	// handler given to New and serves one request at a time, because a
+	// handler value must never run two invocations at once (see
+	// environments).
+	Spawn func(ctx context.Context, function string) (lambda.Handler, error)
 }
 
 type gateway struct {
 	cfg                Config
 	opts               Options
 	resources          []*resource
-	authorizer         lambda.Handler
+	authorizer         *environments
 	authorizerTimeouts timeouts
 	cache              authorizerCache
 	binaryTypes        []string
@@ -96,12 +104,17 @@ func New(cfg Config, functions map[string]lambda.Handler, opts Options) (http.Ha
 		g.binaryTypes = append(g.binaryTypes, strings.ToLower(strings.ReplaceAll(t, "~1", "/")))
 	}
 
-	fn := func(id string) (lambda.Handler, error) {
+	pools := map[string]*environments{}
+	fn := func(id string) (*environments, error) {
+		if p := pools[id]; p != nil {
+			return p, nil
+		}
 		h := functions[id]
 		if h == nil {
 			return nil, fmt.Errorf("apigateway: function %q is not in the functions map", id)
 		}
-		return h, nil
+		pools[id] = newEnvironments(id, h, opts.Spawn)
+		return pools[id], nil
 	}
 	if a := cfg.Authorizer; a != nil {
 		h, err := fn(a.Function)
@@ -223,9 +236,9 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"duration", time.Since(started))
 	}()
 
-	body, ok := readBody(w, r)
-	if !ok {
-		rc.status = http.StatusRequestEntityTooLarge
+	body, status := readBody(w, r)
+	if status != 0 {
+		rc.status = status
 		return
 	}
 
@@ -270,29 +283,30 @@ func (g *gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // readBody enforces API Gateway's payload quota. The refusal is not a
 // gateway response: API Gateway answers it before any of the API's
 // configuration applies, in plain text, and customising REQUEST_TOO_LARGE
-// does not change it.
-func readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	tooLarge := func() ([]byte, bool) {
+// does not change it. A non-zero status means the request is over.
+func readBody(w http.ResponseWriter, r *http.Request) ([]byte, int) {
+	tooLarge := func() ([]byte, int) {
 		w.Header().Set("Content-Type", "text; charset=utf-8")
 		w.WriteHeader(http.StatusRequestEntityTooLarge)
 		_, _ = io.WriteString(w, "HTTP content length exceeded 10485760 bytes.")
-		return nil, false
+		return nil, http.StatusRequestEntityTooLarge
 	}
 	if r.ContentLength > maxBody {
 		return tooLarge()
 	}
 	if r.Body == nil {
-		return nil, true
+		return nil, 0
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
-		// The client went away mid-body; nobody is left to answer.
-		return nil, false
+		// The client went away mid-body (499 in nginx's terms, for the
+		// log); nobody is left to answer.
+		return nil, 499
 	}
 	if len(body) > maxBody {
 		return tooLarge()
 	}
-	return body, true
+	return body, 0
 }
 
 func sourceIP(r *http.Request) string {
@@ -334,40 +348,59 @@ type invocation struct {
 	elapsed  time.Duration
 }
 
-// invoke calls a function like the Lambda service would for API Gateway: a
-// context that outlives the client (Lambda does not stop when the caller
-// hangs up) bounded by the function timeout, and a panic turned into a
-// function error instead of taking the server down.
-func (g *gateway) invoke(ctx context.Context, id string, h lambda.Handler, t timeouts, payload []byte) (res invocation) {
-	limit := t.integration
-	if t.function > 0 && t.function < limit {
-		limit = t.function
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), limit)
-	defer cancel()
-	ctx = withLambdaContext(ctx, g, id)
+// invoke calls a function like the Lambda service would for API Gateway: in
+// an idle execution environment, with a context that outlives the client
+// (Lambda does not stop when the caller hangs up) bounded by the function
+// timeout, and a panic turned into a function error instead of taking the
+// server down. Waiting for an environment counts against the integration
+// timeout but not against the function's.
+func (g *gateway) invoke(ctx context.Context, envs *environments, t timeouts, payload []byte) (res invocation) {
 	started := time.Now()
-	defer func() {
-		res.elapsed = time.Since(started)
-		if v := recover(); v != nil {
-			res = invocation{err: fmt.Errorf("function %s panicked: %v", id, v), elapsed: res.elapsed}
-		}
-		if res.elapsed >= limit {
-			if limit == t.integration {
-				res.timedOut = true
-			} else if res.err == nil {
-				res.err = fmt.Errorf("task timed out after %.2f seconds", t.function.Seconds())
-			}
-		}
-		if res.err == nil && len(res.output) > maxInvokeResponse {
-			res.err = fmt.Errorf("response payload size (%d bytes) exceeded maximum allowed payload size (%d bytes)", len(res.output), maxInvokeResponse)
-		}
-	}()
+	defer func() { res.elapsed = time.Since(started) }()
 	if len(payload) > maxInvokeRequest {
 		return invocation{err: errRequestTooLong}
 	}
-	out, err := h.Invoke(ctx, payload)
-	return invocation{output: out, err: err}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.integration)
+	defer cancel()
+	h, err := envs.acquire(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return invocation{timedOut: true}
+		}
+		return invocation{err: err}
+	}
+	fctx := withLambdaContext(ctx, g, envs.function)
+	if t.function > 0 {
+		var cancel context.CancelFunc
+		fctx, cancel = context.WithTimeout(fctx, t.function)
+		defer cancel()
+	}
+	invoked := time.Now()
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				res = invocation{err: fmt.Errorf("function %s panicked: %v", envs.function, v)}
+			}
+		}()
+		out, err := h.Invoke(fctx, payload)
+		// Copied before the environment serves anyone else, because the
+		// handler may reuse the buffer behind out.
+		res = invocation{output: bytes.Clone(out), err: err}
+	}()
+	envs.release(h)
+
+	switch {
+	case time.Since(started) >= t.integration:
+		res = invocation{timedOut: true}
+	case t.function > 0 && time.Since(invoked) >= t.function && res.err == nil:
+		res = invocation{err: fmt.Errorf("task timed out after %.2f seconds", t.function.Seconds())}
+	case t.function > 0 && time.Since(invoked) >= t.function:
+		// The handler noticed its deadline and failed; Lambda reports the
+		// timeout either way.
+	case res.err == nil && len(res.output) > maxInvokeResponse:
+		res.err = fmt.Errorf("response payload size (%d bytes) exceeded maximum allowed payload size (%d bytes)", len(res.output), maxInvokeResponse)
+	}
+	return res
 }
 
 // errRequestTooLong is Lambda refusing an event over its payload quota; API

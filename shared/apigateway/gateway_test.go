@@ -741,7 +741,21 @@ func TestIAMRoutes(t *testing.T) {
 }
 
 func TestConcurrentRequests(t *testing.T) {
-	f := newFixture(t, setup{ttl: time.Minute, responses: templateResponses()})
+	t.Run("one environment per function", func(t *testing.T) { concurrentRequests(t, nil) })
+	t.Run("spawned environments", func(t *testing.T) {
+		concurrentRequests(t, func(_ context.Context, function string) (lambda.Handler, error) {
+			if function == "AuthorizerFunction" {
+				return (&fakeAuthorizer{}).handler(), nil
+			}
+			return lambda.NewHandler(echo), nil
+		})
+	})
+}
+
+func concurrentRequests(t *testing.T, spawn func(context.Context, string) (lambda.Handler, error)) {
+	f := newFixture(t, setup{ttl: time.Minute, responses: templateResponses(), edit: func(_ *Config, _ map[string]lambda.Handler, o *Options) {
+		o.Spawn = spawn
+	}})
 	srv := httptest.NewServer(f.h)
 	defer srv.Close()
 
@@ -775,6 +789,96 @@ func TestConcurrentRequests(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// Without Options.Spawn a function has one execution environment, so two
+// requests never run in the same handler value at once.
+func TestOneEnvironmentServesOneRequestAtATime(t *testing.T) {
+	var inFlight, most atomic.Int64
+	f := newFixture(t, setup{edit: func(_ *Config, fns map[string]lambda.Handler, _ *Options) {
+		fns["CreditsFunction"] = lambda.NewHandler(func(ctx context.Context, ev events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			return echo(ctx, ev)
+		})
+	}})
+	srv := httptest.NewServer(f.h)
+	defer srv.Close()
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			resp, err := srv.Client().Get(srv.URL + "/health")
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_ = resp.Body.Close()
+		})
+	}
+	wg.Wait()
+	if most.Load() != 1 {
+		t.Fatalf("%d invocations ran at once in one environment", most.Load())
+	}
+}
+
+// With Options.Spawn concurrent requests get environments of their own, as
+// on Lambda: three requests that each wait for the other two all finish.
+func TestSpawnAddsEnvironments(t *testing.T) {
+	const n = 3
+	arrived := make(chan struct{}, n)
+	release := make(chan struct{})
+	var spawned atomic.Int64
+	newHandler := func() lambda.Handler {
+		return lambda.NewHandler(func(ctx context.Context, ev events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
+			arrived <- struct{}{}
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return events.APIGatewayProxyResponse{}, ctx.Err()
+			}
+			return echo(ctx, ev)
+		})
+	}
+	f := newFixture(t, setup{edit: func(_ *Config, fns map[string]lambda.Handler, o *Options) {
+		fns["CreditsFunction"] = newHandler()
+		o.IntegrationTimeout = 10 * time.Second // fail rather than hang if environments are not added
+		o.Spawn = func(_ context.Context, function string) (lambda.Handler, error) {
+			if function != "CreditsFunction" {
+				return nil, fmt.Errorf("unexpected spawn of %s", function)
+			}
+			spawned.Add(1)
+			return newHandler(), nil
+		}
+	}})
+	var wg sync.WaitGroup
+	statuses := make(chan int, n)
+	for range n {
+		wg.Go(func() { statuses <- f.do("GET", "/health", "", nil).status })
+	}
+	for range n {
+		<-arrived
+	}
+	close(release)
+	wg.Wait()
+	close(statuses)
+	for s := range statuses {
+		if s != 200 {
+			t.Errorf("status %d", s)
+		}
+	}
+	if spawned.Load() != n-1 {
+		t.Errorf("spawned %d environments, want %d", spawned.Load(), n-1)
+	}
+	// Idle environments are reused rather than spawned again.
+	for range n {
+		f.do("GET", "/health", "", nil).event(t)
+		<-arrived
+	}
+	if spawned.Load() != n-1 {
+		t.Errorf("spawned %d environments after sequential requests, want %d", spawned.Load(), n-1)
 	}
 }
 

@@ -136,7 +136,7 @@ func (g *gateway) proxy(w http.ResponseWriter, r *http.Request, rc *requestCtx, 
 		g.writeGatewayResponse(w, r, rc, gatewayError{typ: integrationFailure, status: http.StatusBadGateway, message: ptr("Internal server error")})
 		return
 	}
-	res := g.invoke(r.Context(), m.route.Function, m.function, m.timeout, payload)
+	res := g.invoke(r.Context(), m.function, m.timeout, payload)
 	switch {
 	case errors.Is(res.err, errRequestTooLong):
 		g.writeGatewayResponse(w, r, rc, errorOf(requestTooLarge, "Request Too Long"))

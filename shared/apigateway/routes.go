@@ -6,8 +6,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-
-	"github.com/aws/aws-lambda-go/lambda"
 )
 
 type segmentKind int
@@ -37,7 +35,7 @@ type resource struct {
 type method struct {
 	route    Route
 	resource *resource
-	function lambda.Handler
+	function *environments
 	timeout  timeouts
 }
 
