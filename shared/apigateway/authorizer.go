@@ -69,9 +69,15 @@ type authorized struct {
 	context     map[string]any
 }
 
-// authorize runs the Lambda REQUEST authorizer for m, or answers from the
+// authorize runs the API's Lambda REQUEST authorizer, or answers from the
 // cache, and evaluates the policy against this request's method ARN. It
 // returns a gateway error when the request must not reach the integration.
+//
+// An authorizer that fails, or answers something other than a policy, gets
+// AUTHORIZER_CONFIGURATION_ERROR rather than AUTHORIZER_FAILURE: that is the
+// x-amzn-ErrorType (AuthorizerConfigurationException) and the execution log
+// line ("Execution failed due to configuration error") API Gateway produces
+// for it, with a 500 {"message": null} body by default.
 func (g *gateway) authorize(r *http.Request, rc *requestCtx, req *requestParts) (authorized, *gatewayError) {
 	a := g.cfg.Authorizer
 	identity := req.headers[http.CanonicalHeaderKey(a.IdentityHeader)]
@@ -127,8 +133,6 @@ func (g *gateway) authorize(r *http.Request, rc *requestCtx, req *requestParts) 
 				return authorized{}, &e
 			}
 			g.opts.Logger.Warn("authorizer failed", "requestId", rc.requestID, "error", res.err)
-			// API Gateway answers 500 with {"message": null} and
-			// x-amzn-ErrorType AuthorizerConfigurationException.
 			e := gatewayError{typ: authorizerConfigurationError}
 			return authorized{}, &e
 		}

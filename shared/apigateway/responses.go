@@ -15,7 +15,6 @@ const (
 	unauthorized                 = "UNAUTHORIZED"
 	accessDenied                 = "ACCESS_DENIED"
 	authorizerConfigurationError = "AUTHORIZER_CONFIGURATION_ERROR"
-	authorizerFailure            = "AUTHORIZER_FAILURE"
 	integrationFailure           = "INTEGRATION_FAILURE"
 	integrationTimeout           = "INTEGRATION_TIMEOUT"
 	requestTooLarge              = "REQUEST_TOO_LARGE"
@@ -37,9 +36,8 @@ var builtins = map[string]builtin{
 	unauthorized:                 {http.StatusUnauthorized, "UnauthorizedException"},
 	accessDenied:                 {http.StatusForbidden, "AccessDeniedException"},
 	authorizerConfigurationError: {http.StatusInternalServerError, "AuthorizerConfigurationException"},
-	authorizerFailure:            {http.StatusInternalServerError, "AuthorizerFailureException"},
-	// The table says 504, but a failed Lambda proxy integration is answered
-	// with 502 under this type (see gatewayError for Lambda).
+	// The table says 504, but access logs show a Lambda proxy integration
+	// failure answered 502 under this type, so proxy overrides the status.
 	integrationFailure: {http.StatusGatewayTimeout, "InternalServerErrorException"},
 	integrationTimeout: {http.StatusGatewayTimeout, "InternalServerErrorException"},
 	requestTooLarge:    {http.StatusRequestEntityTooLarge, "BadRequestException"},
