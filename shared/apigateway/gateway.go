@@ -56,10 +56,11 @@ type Options struct {
 	IntegrationTimeout time.Duration
 	// Spawn starts another execution environment of a function (a fresh
 	// handler, as a cold start would build it) when a request arrives while
-	// every existing one is busy. Without it each function has only the
-	// handler given to New and serves one request at a time, because a
-	// handler value must never run two invocations at once (see
-	// environments).
+	// every existing one is busy, so concurrent requests run in parallel as
+	// on Lambda. Without it each function has only the handler given to New
+	// and serves one request at a time: a lambda.NewHandler handler reuses
+	// its output buffer on the next invocation (aws-lambda-go v1.55.1), so
+	// one handler value must never run two invocations at once.
 	Spawn func(ctx context.Context, function string) (lambda.Handler, error)
 }
 
