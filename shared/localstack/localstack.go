@@ -23,8 +23,9 @@ func Gateway(ctx context.Context, tmpl *sam.Template, tables, params map[string]
 	if err := tmpl.CheckEnv(); err != nil {
 		return nil, err
 	}
-	handlers := make(map[string]lambda.Handler)
-	for _, fn := range tmpl.Functions() {
+	// build makes one execution environment of a function, as a cold start
+	// on Lambda would: the constructor with the template's environment.
+	build := func(ctx context.Context, fn string) (lambda.Handler, error) {
 		construct, ok := lambdas.Registry[fn]
 		if !ok {
 			return nil, fmt.Errorf("template function %s has no constructor in package lambdas", fn)
@@ -39,7 +40,18 @@ func Gateway(ctx context.Context, tmpl *sam.Template, tables, params map[string]
 		if err != nil {
 			return nil, fmt.Errorf("build %s: %w", fn, err)
 		}
+		return h, nil
+	}
+	handlers := make(map[string]lambda.Handler)
+	for _, fn := range tmpl.Functions() {
+		h, err := build(ctx, fn)
+		if err != nil {
+			return nil, err
+		}
 		handlers[fn] = h
+	}
+	if opts.Spawn == nil {
+		opts.Spawn = build
 	}
 	cfg, err := tmpl.GatewayConfig(params)
 	if err != nil {
