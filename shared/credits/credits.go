@@ -130,11 +130,11 @@ type Debit struct {
 	At       time.Time
 }
 
-// Plan decides how a charge of n credits at now is taken from b: bonus grants
+// PlanDebit decides how a charge of n credits at now is taken from b: bonus grants
 // that expire, soonest first; then bonus grants without expiry; then
 // subscription; then purchased. The result is valid for b only; the
 // conditions in each Take let storage detect that b has changed.
-func Plan(b Balance, n int64, now time.Time) (Debit, error) {
+func PlanDebit(b Balance, n int64, now time.Time) (Debit, error) {
 	if n <= 0 {
 		return Debit{}, ErrInvalidAmount
 	}

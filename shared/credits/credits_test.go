@@ -21,7 +21,7 @@ func TestPlanOrder(t *testing.T) {
 			{ID: "gone", Remaining: 50, ExpiresAt: now},
 		},
 	}
-	d, err := Plan(b, 20, now)
+	d, err := PlanDebit(b, 20, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestPlanOrder(t *testing.T) {
 }
 
 func TestPlanCommonCaseTouchesOneBucket(t *testing.T) {
-	d, err := Plan(Balance{Subscription: 50, Purchased: 5}, 1, now)
+	d, err := PlanDebit(Balance{Subscription: 50, Purchased: 5}, 1, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func TestPlanCommonCaseTouchesOneBucket(t *testing.T) {
 }
 
 func TestPlanEmptySubscriptionIsStillConditioned(t *testing.T) {
-	d, err := Plan(Balance{Purchased: 5}, 2, now)
+	d, err := PlanDebit(Balance{Purchased: 5}, 2, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,17 +76,17 @@ func TestExpiredGrantNeverCounts(t *testing.T) {
 	if b.Total(now.Add(-time.Nanosecond)) != 10 {
 		t.Fatal("grant not live just before expiry")
 	}
-	if _, err := Plan(b, 1, now); !errors.Is(err, ErrInsufficient) {
+	if _, err := PlanDebit(b, 1, now); !errors.Is(err, ErrInsufficient) {
 		t.Fatalf("got %v", err)
 	}
 }
 
 func TestPlanRejects(t *testing.T) {
-	if _, err := Plan(Balance{Subscription: 3}, 4, now); !errors.Is(err, ErrInsufficient) {
+	if _, err := PlanDebit(Balance{Subscription: 3}, 4, now); !errors.Is(err, ErrInsufficient) {
 		t.Fatalf("got %v", err)
 	}
 	for _, n := range []int64{0, -1} {
-		if _, err := Plan(Balance{Subscription: 3}, n, now); !errors.Is(err, ErrInvalidAmount) {
+		if _, err := PlanDebit(Balance{Subscription: 3}, n, now); !errors.Is(err, ErrInvalidAmount) {
 			t.Fatalf("n=%d: got %v", n, err)
 		}
 	}
@@ -94,7 +94,7 @@ func TestPlanRejects(t *testing.T) {
 
 func TestPlanExactlyAll(t *testing.T) {
 	b := Balance{Subscription: 2, Purchased: 3, Bonus: []Grant{{ID: "a", Remaining: 1}}}
-	d, err := Plan(b, 6, now)
+	d, err := PlanDebit(b, 6, now)
 	if err != nil {
 		t.Fatal(err)
 	}

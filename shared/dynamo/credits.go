@@ -90,7 +90,7 @@ func (c *Credits) Debit(ctx context.Context, org string, n int64, now time.Time)
 		view = credits.Balance{Subscription: math.MaxInt64 / 2}
 	}
 	for range maxAttempts {
-		d, err := credits.Plan(view, n, now)
+		d, err := credits.PlanDebit(view, n, now)
 		if err != nil {
 			return credits.Debit{}, view, err
 		}
