@@ -51,9 +51,13 @@ help:
 build: $(BOOTSTRAPS)
 	@ls -l $(BOOTSTRAPS) | awk '{printf "%8.1f MB  %s\n", $$5/1048576, $$NF}'
 
-## run: local API Gateway + Lambda + DynamoDB Local (data kept in .data/)
+## run: local API Gateway + Lambda + DynamoDB Local (data kept in .data/);
+## flags go in ARGS, e.g. make run ARGS='-param AuthorizerCacheTtl=0'
+# Built, then run, rather than go run: go run exits 1 after a Ctrl-C even
+# when the program shuts down cleanly.
 run:
-	$(GO) run ./infra/local
+	@$(GO) build -o bin/local ./infra/local
+	@bin/local $(ARGS)
 
 ## test: vet, unit and DynamoDB Local integration tests, template lint.
 ## DynamoDB Local is started in memory on TEST_DDB_PORT unless one already
@@ -80,9 +84,11 @@ lint:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-## ddb-start / ddb-stop: the persistent DynamoDB Local on port 8000 used by make run
+## ddb-start: DynamoDB Local on port 8000 (left running) with the tables and
+## demo data, for sam local start-api; ddb-stop stops it
 ddb-start:
-	@$(DDB) ensure >/dev/null
+	@$(GO) build -o bin/local ./infra/local
+	@bin/local -setup
 
 ddb-stop:
 	@$(DDB) stop
