@@ -56,10 +56,10 @@ type Parameter struct {
 
 // Resource is one entry of the template's Resources section.
 type Resource struct {
-	LogicalID  string
-	Type       string
-	Properties map[string]any
-	Metadata   map[string]any
+	LogicalID  string         // e.g. KeysTable
+	Type       string         // e.g. AWS::DynamoDB::Table
+	Properties map[string]any // nil when the resource has none
+	Metadata   map[string]any // nil when the resource has none
 }
 
 // Load reads and parses the SAM template at path.
