@@ -48,7 +48,7 @@ func newFixture(t *testing.T, orgs map[string]credits.Balance) *fixture {
 	f := &fixture{t: t, stack: ddbtest.New(t)}
 	f.credits = &dynamo.Credits{Client: f.stack.Client, Table: f.stack.Tables.Orgs}
 	for org, b := range orgs {
-		if err := f.credits.Open(context.Background(), org, org, b, now); err != nil {
+		if err := f.credits.Open(context.Background(), org, org, credits.Plan{}, b, now); err != nil {
 			t.Fatal(err)
 		}
 	}

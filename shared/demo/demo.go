@@ -35,7 +35,7 @@ func Seed(ctx context.Context, client *dynamodb.Client, tables config.Tables, no
 		BonusRev:     1,
 		Bonus:        []credits.Grant{{ID: "welcome", Remaining: 100, ExpiresAt: now.Add(30 * 24 * time.Hour).Truncate(time.Second)}},
 	}
-	if err := orgs.Open(ctx, OrgID, "Demo Organization", opening, now); err != nil && !errors.Is(err, dynamo.ErrExists) {
+	if err := orgs.Open(ctx, OrgID, "Demo Organization", credits.Plan{ID: "starter", Monthly: 1000, RolloverCap: 2000}, opening, now); err != nil && !errors.Is(err, dynamo.ErrExists) {
 		return Result{}, err
 	}
 	key, rec, err := apikey.Issue(OrgID, "demo", now, time.Time{})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"slices"
 	"strings"
 	"sync"
@@ -178,6 +179,9 @@ const (
 	attrPurchased    = "purchased"
 	attrBonus        = "bonus"
 	attrBonusRev     = "bonus_rev"
+	attrPlanID       = "plan_id"
+	attrPlanMonthly  = "plan_monthly"
+	attrPlanCap      = "plan_cap"
 )
 
 // debitInput turns a plan into one UpdateItem whose condition holds exactly
@@ -321,9 +325,10 @@ func EncodeBalance(b credits.Balance) (map[string]types.AttributeValue, error) {
 	return attributevalue.MarshalMap(it)
 }
 
-// Open creates an organization's item with its name and opening balance. It
-// fails with ErrExists rather than overwrite a balance.
-func (c *Credits) Open(ctx context.Context, org, name string, b credits.Balance, now time.Time) error {
+// Open creates an organization's item with its name, subscription plan (the
+// zero Plan for none) and opening balance. It fails with ErrExists rather
+// than overwrite a balance.
+func (c *Credits) Open(ctx context.Context, org, name string, plan credits.Plan, b credits.Balance, now time.Time) error {
 	item, err := EncodeBalance(b)
 	if err != nil {
 		return err
@@ -332,6 +337,13 @@ func (c *Credits) Open(ctx context.Context, org, name string, b credits.Balance,
 	item["sk"] = &types.AttributeValueMemberS{Value: OrgSK}
 	item["name"] = &types.AttributeValueMemberS{Value: name}
 	item["created_at"] = &types.AttributeValueMemberS{Value: formatTime(now)}
+	if plan.ID != "" {
+		// The plan's terms are copied onto the organization so that a
+		// rollover reads and writes one item.
+		item[attrPlanID] = &types.AttributeValueMemberS{Value: plan.ID}
+		item[attrPlanMonthly] = &types.AttributeValueMemberN{Value: strconv.FormatInt(plan.Monthly, 10)}
+		item[attrPlanCap] = &types.AttributeValueMemberN{Value: strconv.FormatInt(plan.RolloverCap, 10)}
+	}
 	cond, err := expression.NewBuilder().WithCondition(expression.AttributeNotExists(expression.Name("org_id"))).Build()
 	if err != nil {
 		return err

@@ -40,10 +40,10 @@ func open(t *testing.T, b credits.Balance) (*ddbtest.Stack, string) {
 	s := ddbtest.New(t)
 	org := "org_" + t.Name()
 	c := &dynamo.Credits{Client: s.Client, Table: s.Tables.Orgs}
-	if err := c.Open(context.Background(), org, "Test", b, now); err != nil {
+	if err := c.Open(context.Background(), org, "Test", credits.Plan{}, b, now); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Open(context.Background(), org, "Test", b, now); !errors.Is(err, dynamo.ErrExists) {
+	if err := c.Open(context.Background(), org, "Test", credits.Plan{}, b, now); !errors.Is(err, dynamo.ErrExists) {
 		t.Fatalf("second open: %v", err)
 	}
 	return s, org

@@ -44,7 +44,7 @@ func TestSampleEvents(t *testing.T) {
 	s := ddbtest.New(t)
 	ctx := context.Background()
 	c := &dynamo.Credits{Client: s.Client, Table: s.Tables.Orgs}
-	if err := c.Open(ctx, "org_demo", "Demo", credits.Balance{Subscription: 10}, time.Now()); err != nil {
+	if err := c.Open(ctx, "org_demo", "Demo", credits.Plan{}, credits.Balance{Subscription: 10}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	for fn, file := range sampleEvents {

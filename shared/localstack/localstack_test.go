@@ -66,7 +66,7 @@ func start(t *testing.T, params map[string]string) *env {
 func (e *env) org(id string, b credits.Balance) {
 	e.t.Helper()
 	c := &dynamo.Credits{Client: e.stack.Client, Table: e.stack.Tables.Orgs}
-	if err := c.Open(context.Background(), id, id, b, time.Now()); err != nil {
+	if err := c.Open(context.Background(), id, id, credits.Plan{}, b, time.Now()); err != nil {
 		e.t.Fatal(err)
 	}
 }
