@@ -83,6 +83,30 @@ var ErrNoAccount = errors.New("organization has no credit account")
 // planned again from that without a separate read. credits.ErrInsufficient
 // means the balance, as of an atomic check, was too small; nothing changed.
 func (c *Credits) Debit(ctx context.Context, org string, n int64, now time.Time) (credits.Debit, credits.Balance, error) {
+	return c.debit(ctx, org, n, now, func(ctx context.Context, in *dynamodb.UpdateItemInput) (map[string]types.AttributeValue, error) {
+		// The SDK may retry only what DynamoDB certainly did not apply: a
+		// retried debit whose first attempt landed would charge twice.
+		out, err := c.Client.UpdateItem(ctx, in, retryOnlyUnapplied)
+		if err != nil {
+			return nil, err
+		}
+		return out.Attributes, nil
+	})
+}
+
+// debitWrite makes the write of one planned debit and returns the balance
+// item after it. A *types.ConditionalCheckFailedException carrying the
+// current item makes debit plan again from that item; errRetryWrite makes it
+// try the same plan again.
+type debitWrite func(ctx context.Context, in *dynamodb.UpdateItemInput) (map[string]types.AttributeValue, error)
+
+// errRetryWrite means the write did not happen for a reason unrelated to the
+// balance (a conflicting transaction) and may simply be tried again.
+var errRetryWrite = errors.New("retry the write")
+
+// debit is the planning loop shared by Debit (one UpdateItem) and charges
+// that must commit together with another item (one TransactWriteItems).
+func (c *Credits) debit(ctx context.Context, org string, n int64, now time.Time, write debitWrite) (credits.Debit, credits.Balance, error) {
 	view, known := c.view(org)
 	if !known {
 		// Cold, assume the subscription pays and no bonus grant was ever
@@ -99,18 +123,21 @@ func (c *Credits) Debit(ctx context.Context, org string, n int64, now time.Time)
 		if err != nil {
 			return credits.Debit{}, credits.Balance{}, err
 		}
-		out, err := c.Client.UpdateItem(ctx, in)
+		item, err := write(ctx, in)
 		if err == nil {
-			after, err := decodeBalance(out.Attributes)
+			after, err := decodeBalance(item)
 			if err != nil {
 				return d, credits.Balance{}, err
 			}
 			c.remember(org, after)
 			return d, after, nil
 		}
+		if errors.Is(err, errRetryWrite) {
+			continue
+		}
 		var ccf *types.ConditionalCheckFailedException
 		if !errors.As(err, &ccf) {
-			return credits.Debit{}, credits.Balance{}, fmt.Errorf("debit: %w", err)
+			return credits.Debit{}, credits.Balance{}, fmt.Errorf("debit: %w", classify(err))
 		}
 		// An organization without an item decodes to an empty balance and
 		// so to ErrInsufficient on the next plan.
