@@ -83,22 +83,22 @@ var ErrNoAccount = errors.New("organization has no credit account")
 // planned again from that without a separate read. credits.ErrInsufficient
 // means the balance, as of an atomic check, was too small; nothing changed.
 func (c *Credits) Debit(ctx context.Context, org string, n int64, now time.Time) (credits.Debit, credits.Balance, error) {
-	return c.debit(ctx, org, n, now, func(ctx context.Context, in *dynamodb.UpdateItemInput) (map[string]types.AttributeValue, error) {
+	return c.debit(ctx, org, n, now, func(ctx context.Context, _ credits.Debit, in *dynamodb.UpdateItemInput) (map[string]types.AttributeValue, error) {
 		// The SDK may retry only what DynamoDB certainly did not apply: a
 		// retried debit whose first attempt landed would charge twice.
 		out, err := c.Client.UpdateItem(ctx, in, retryOnlyUnapplied)
 		if err != nil {
-			return nil, err
+			return nil, classify(err)
 		}
 		return out.Attributes, nil
 	})
 }
 
-// debitWrite makes the write of one planned debit and returns the balance
-// item after it. A *types.ConditionalCheckFailedException carrying the
-// current item makes debit plan again from that item; errRetryWrite makes it
-// try the same plan again.
-type debitWrite func(ctx context.Context, in *dynamodb.UpdateItemInput) (map[string]types.AttributeValue, error)
+// debitWrite makes the write of planned debit d (in is its UpdateItem) and
+// returns the balance item after it. A *types.ConditionalCheckFailedException
+// carrying the current item makes debit plan again from that item;
+// errRetryWrite makes it try again; other errors end the charge unchanged.
+type debitWrite func(ctx context.Context, d credits.Debit, in *dynamodb.UpdateItemInput) (map[string]types.AttributeValue, error)
 
 // errRetryWrite means the write did not happen for a reason unrelated to the
 // balance (a conflicting transaction) and may simply be tried again.
@@ -123,7 +123,7 @@ func (c *Credits) debit(ctx context.Context, org string, n int64, now time.Time,
 		if err != nil {
 			return credits.Debit{}, credits.Balance{}, err
 		}
-		item, err := write(ctx, in)
+		item, err := write(ctx, d, in)
 		if err == nil {
 			after, err := decodeBalance(item)
 			if err != nil {
@@ -137,7 +137,7 @@ func (c *Credits) debit(ctx context.Context, org string, n int64, now time.Time,
 		}
 		var ccf *types.ConditionalCheckFailedException
 		if !errors.As(err, &ccf) {
-			return credits.Debit{}, credits.Balance{}, fmt.Errorf("debit: %w", classify(err))
+			return credits.Debit{}, credits.Balance{}, fmt.Errorf("debit: %w", err)
 		}
 		// An organization without an item decodes to an empty balance and
 		// so to ErrInsufficient on the next plan.
