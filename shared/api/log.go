@@ -10,6 +10,7 @@ import (
 type outcome struct {
 	status  int
 	charged int64
+	result  string // what became of the charge: charged, refunded, replayed, ...
 }
 
 type outcomeKey struct{}
@@ -43,6 +44,7 @@ func (s *server) logged(next http.Handler) http.Handler {
 			slog.String("path", r.URL.Path),
 			slog.Int("status", o.status),
 			slog.Int64("credits_charged", o.charged),
+			slog.String("outcome", o.result),
 		)
 	})
 }
@@ -51,5 +53,12 @@ func (s *server) logged(next http.Handler) http.Handler {
 func recordCharge(ctx context.Context, n int64) {
 	if o, ok := ctx.Value(outcomeKey{}).(*outcome); ok {
 		o.charged = n
+	}
+}
+
+// setOutcome names what became of a charged request, for the access log.
+func setOutcome(ctx context.Context, result string) {
+	if o, ok := ctx.Value(outcomeKey{}).(*outcome); ok {
+		o.result = result
 	}
 }
