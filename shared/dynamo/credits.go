@@ -116,6 +116,18 @@ func (c *Credits) debit(ctx context.Context, org string, n int64, now time.Time,
 	}
 	for range maxAttempts {
 		d, err := credits.PlanDebit(view, n, now)
+		if errors.Is(err, credits.ErrInsufficient) && known {
+			// A remembered view may predate a top-up made elsewhere; a
+			// refusal is only final against the item as it is now.
+			known = false
+			if view, err = c.Balance(ctx, org); errors.Is(err, ErrNoAccount) {
+				view = credits.Balance{}
+			} else if err != nil {
+				return credits.Debit{}, credits.Balance{}, fmt.Errorf("debit: %w", err)
+			}
+			c.remember(org, view)
+			continue
+		}
 		if err != nil {
 			return credits.Debit{}, view, err
 		}
@@ -140,7 +152,8 @@ func (c *Credits) debit(ctx context.Context, org string, n int64, now time.Time,
 			return credits.Debit{}, credits.Balance{}, fmt.Errorf("debit: %w", err)
 		}
 		// An organization without an item decodes to an empty balance and
-		// so to ErrInsufficient on the next plan.
+		// so to ErrInsufficient on the next plan, which is then final.
+		known = false
 		if view, err = decodeBalance(ccf.Item); err != nil {
 			return credits.Debit{}, credits.Balance{}, err
 		}

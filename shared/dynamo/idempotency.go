@@ -134,6 +134,16 @@ func (i *Idempotency) Charge(ctx context.Context, org string, claim idempotency.
 		}
 		return i.balanceItem(ctx, org)
 	})
+	var exists *idempotency.ExistsError
+	if errors.As(err, &exists) && exists.Record.Token == claim.Token && !exists.Record.Expired(now) {
+		// This request's own record: an earlier attempt of this very
+		// transaction landed and only its answer was lost.
+		b, berr := i.Credits.Balance(ctx, org)
+		if berr != nil {
+			b = credits.Balance{}
+		}
+		return exists.Record.Debit, b, nil
+	}
 	if errors.Is(err, credits.ErrUnconfirmed) {
 		// The record is unique to this request, so reading it back tells
 		// whether the transaction landed.
