@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -60,7 +61,7 @@ func newFaulty(t *testing.T, orgs map[string]credits.Balance) *faulty {
 		Contacts:    dynamo.Contacts{Client: client, Table: f.stack.Tables.Contacts},
 		Audiences:   dynamo.Audiences{Client: client, Table: f.stack.Tables.Audiences},
 		Now:         func() time.Time { return now.Add(time.Duration(f.clock.Load()) * time.Second) },
-		Log:         slog.New(slog.NewJSONHandler(&lockedBuffer{b: &f.logs}, nil)),
+		Log:         slog.New(slog.NewJSONHandler(&lockedBuffer{b: io.MultiWriter(&f.logs, t.Output())}, nil)),
 	})
 	f.adapter = httpadapter.New(h)
 	t.Cleanup(func() { tally.faults.Add(f.faults.Injected()); tally.requests.Add(f.reqs.Load()) })

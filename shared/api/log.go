@@ -32,6 +32,12 @@ func (s *server) logged(next http.Handler) http.Handler {
 		o := &outcome{status: http.StatusOK}
 		next.ServeHTTP(statusWriter{w, o}, r.WithContext(context.WithValue(r.Context(), outcomeKey{}, o)))
 		c, _ := callerFrom(r)
+		if o.result == "" {
+			o.result = "served"
+			if o.status >= 400 {
+				o.result = "refused"
+			}
+		}
 		level := slog.LevelInfo
 		if o.status >= 500 {
 			level = slog.LevelError
