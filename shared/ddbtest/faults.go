@@ -30,6 +30,7 @@ const (
 	TimeoutAfter
 )
 
+// String names the fault for test output.
 func (f Fault) String() string {
 	return [...]string{"none", "throttle", "unavailable", "lost-answer", "timeout-after"}[f]
 }

@@ -146,6 +146,7 @@ type ExistsError struct {
 	Record Record
 }
 
+// Error says the key is taken; the record itself is in Record.
 func (e *ExistsError) Error() string {
 	return fmt.Sprintf("idempotency key already used (status %s)", e.Record.Status)
 }
