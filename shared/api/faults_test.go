@@ -186,6 +186,43 @@ func TestIdempotencyKeyReplaysWithoutCharging(t *testing.T) {
 	f.expect("org_a", 4)
 }
 
+// Without the header a warm charge is one UpdateItem and the work's one
+// PutItem: no transaction, no read, nothing in the idempotency table.
+func TestNoHeaderCostsNoExtraCall(t *testing.T) {
+	f := newFaulty(t, map[string]credits.Balance{"org_a": {Subscription: 10}})
+	f.post("/api/contacts/create", "", body, "org_a", "", "warm")
+	ops := []string{"UpdateItem", "PutItem", "GetItem", "TransactWriteItems", "DeleteItem", "Query"}
+	before := map[string]int{}
+	for _, op := range ops {
+		before[op] = f.faults.Calls(op)
+	}
+	if r := f.post("/api/contacts/create", "", body, "org_a", "", "plain"); r.status != 200 {
+		t.Fatal(r.body)
+	}
+	for _, op := range ops {
+		want := 0
+		if op == "UpdateItem" || op == "PutItem" {
+			want = 1
+		}
+		if got := f.faults.Calls(op) - before[op]; got != want {
+			t.Errorf("%s: %d calls, want %d", op, got, want)
+		}
+	}
+	// With the header: one transaction, one read of the balance after it,
+	// the work's PutItem and the UpdateItem storing the response.
+	for _, op := range ops {
+		before[op] = f.faults.Calls(op)
+	}
+	if r := f.post("/api/contacts/create", "", body, "org_a", "k", "keyed"); r.status != 200 {
+		t.Fatal(r.body)
+	}
+	for op, want := range map[string]int{"TransactWriteItems": 1, "GetItem": 1, "PutItem": 1, "UpdateItem": 1, "DeleteItem": 0} {
+		if got := f.faults.Calls(op) - before[op]; got != want {
+			t.Errorf("keyed %s: %d calls, want %d", op, got, want)
+		}
+	}
+}
+
 func TestIdempotencyKeyValidation(t *testing.T) {
 	f := newFaulty(t, map[string]credits.Balance{"org_a": {Subscription: 10}})
 	for name, k := range map[string]string{

@@ -55,7 +55,16 @@ type Faults struct {
 
 	mu       sync.Mutex
 	rules    []*Rule
+	calls    map[string]int
 	injected atomic.Int64
+}
+
+// Calls is how many requests of operation op (e.g. "UpdateItem") went
+// through, faulted or not.
+func (f *Faults) Calls(op string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[op]
 }
 
 // Add arms a rule.
@@ -78,6 +87,10 @@ func (f *Faults) Injected() int64 { return f.injected.Load() }
 func (f *Faults) match(op string, body []byte) Fault {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.calls == nil {
+		f.calls = map[string]int{}
+	}
+	f.calls[op]++
 	for _, r := range f.rules {
 		if r.Times > 0 && r.Op == op && (r.Table == "" || bytes.Contains(body, []byte(`"`+r.Table+`"`))) {
 			if r.Skip > 0 {

@@ -136,6 +136,12 @@ func (c *Credits) debit(ctx context.Context, org string, n int64, now time.Time,
 			return credits.Debit{}, credits.Balance{}, err
 		}
 		item, err := write(ctx, d, in)
+		if err == nil && len(item) == 0 {
+			// Charged, but the balance after it could not be read: report
+			// it as unknown (empty) and plan the next charge afresh.
+			c.forget(org)
+			return d, credits.Balance{}, nil
+		}
 		if err == nil {
 			after, err := decodeBalance(item)
 			if err != nil {

@@ -205,7 +205,7 @@ func (i *Idempotency) balanceItem(ctx context.Context, org string) (map[string]t
 	if err != nil {
 		// The charge is made; failing now would make the caller believe it
 		// was not. The balance is then reported as unknown (empty).
-		return map[string]types.AttributeValue{}, nil
+		return nil, nil
 	}
 	return out.Item, nil
 }
@@ -297,4 +297,11 @@ func held(err error) error {
 		return fmt.Errorf("idempotency record: %w", err)
 	}
 	return nil
+}
+
+// forget drops the remembered balance of org, when what it became is unknown.
+func (c *Credits) forget(org string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.views, org)
 }
