@@ -23,6 +23,7 @@ import (
 	"github.com/contactlevel/metering/shared/credits"
 	"github.com/contactlevel/metering/shared/ddbtest"
 	"github.com/contactlevel/metering/shared/dynamo"
+	"github.com/contactlevel/metering/shared/lambdas"
 )
 
 // Tallies over every fault test, printed by TestMain for the closing note.
@@ -92,6 +93,11 @@ type reply struct {
 // allowed org, with the Idempotency-Key idemKey unless it is "".
 func (f *faulty) post(path, query, body, org, idemKey, requestID string) reply {
 	f.t.Helper()
+	return f.postCtx(context.Background(), path, query, body, org, idemKey, requestID)
+}
+
+func (f *faulty) postCtx(ctx context.Context, path, query, body, org, idemKey, requestID string) reply {
+	f.t.Helper()
 	f.reqs.Add(1)
 	req := events.APIGatewayProxyRequest{
 		HTTPMethod: "POST", Path: path, Resource: path, Body: body,
@@ -107,7 +113,7 @@ func (f *faulty) post(path, query, body, org, idemKey, requestID string) reply {
 		req.MultiValueQueryStringParameters = map[string][]string{k: {v}}
 	}
 	req.RequestContext.Authorizer = map[string]any{"org_id": org, "key_id": "key_1", "principalId": "key_1"}
-	res, err := f.adapter.ProxyWithContext(context.Background(), req)
+	res, err := f.adapter.ProxyWithContext(ctx, req)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -402,6 +408,26 @@ func TestFaults(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A DynamoDB that goes silent cannot hold a request past the invocation's
+// deadline: the debit's call ends DeadlineReserve before it, and the client
+// gets a 503 while the Lambda still has time to send it.
+func TestSilentDynamoDBEndsBeforeTheInvocationDeadline(t *testing.T) {
+	f := newFaulty(t, map[string]credits.Balance{"org_a": {Subscription: 10}})
+	f.post("/api/contacts/create", "", body, "org_a", "", "warm")
+	f.faults.Add(ddbtest.Rule{Op: "UpdateItem", Fault: ddbtest.Hang, Times: 99})
+	// As the Lambda runtime would set it: the function's remaining time.
+	ctx, cancel := context.WithTimeout(context.Background(), lambdas.DeadlineReserve+200*time.Millisecond)
+	defer cancel()
+	r := f.postCtx(ctx, "/api/contacts/create", "", body, "org_a", "", "silent")
+	if r.status != 503 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the answer came only after the invocation's deadline")
+	}
+	f.expect("org_a", 9) // the hung write never reached DynamoDB
 }
 
 func TestRefundFailureIsLoggedWithWhatIsOwed(t *testing.T) {

@@ -28,11 +28,14 @@ const (
 	LostAnswer
 	// TimeoutAfter sends the request, then fails with a network timeout.
 	TimeoutAfter
+	// Hang never answers: the request waits until its context ends, as
+	// with a DynamoDB that accepted the connection and went silent.
+	Hang
 )
 
 // String names the fault for test output.
 func (f Fault) String() string {
-	return [...]string{"none", "throttle", "unavailable", "lost-answer", "timeout-after"}[f]
+	return [...]string{"none", "throttle", "unavailable", "lost-answer", "timeout-after", "hang"}[f]
 }
 
 // Rule injects Fault into the next Times requests of operation Op (e.g.
@@ -135,6 +138,9 @@ func (f *Faults) RoundTrip(req *http.Request) (*http.Response, error) {
 			res.Body.Close()
 		}
 		return nil, &net.OpError{Op: "read", Net: "tcp", Err: timeoutError{}}
+	case Hang:
+		<-req.Context().Done()
+		return nil, req.Context().Err()
 	}
 	return next.RoundTrip(req)
 }
