@@ -333,6 +333,10 @@ func TestFaults(t *testing.T) {
 		{"keyed debit 500 before landing", rule("TransactWriteItems", orgs, ddbtest.Unavailable, 1), true, 200, true, ""},
 		{"keyed debit landed, answer lost", rule("TransactWriteItems", orgs, ddbtest.LostAnswer, 1), true, 200, true, ""},
 		{"keyed debit landed, timed out", rule("TransactWriteItems", orgs, ddbtest.TimeoutAfter, 1), true, 200, true, ""},
+		// A conflicting transaction holds the organization item: nothing
+		// was applied, so both paths try again and charge once.
+		{"debit meets a transaction", rule("UpdateItem", orgs, ddbtest.Conflict, 2), false, 200, true, ""},
+		{"keyed debit meets a transaction", rule("TransactWriteItems", orgs, ddbtest.Conflict, 3), true, 200, true, ""},
 		{"keyed debit lost for good", rule("TransactWriteItems", orgs, ddbtest.LostAnswer, 99), true, 200, true, ""},
 		// Right after the debit: the work's first write fails before it lands.
 		{"after the debit", rule("PutItem", contacts, ddbtest.Unavailable, 99), false, 500, false, "not charged"},

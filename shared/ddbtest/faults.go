@@ -31,11 +31,16 @@ const (
 	// Hang never answers: the request waits until its context ends, as
 	// with a DynamoDB that accepted the connection and went silent.
 	Hang
+	// Conflict answers, without sending, as DynamoDB does when the item is
+	// locked by another transaction: TransactionConflictException for a
+	// single-item write, a transaction cancelled with TransactionConflict as
+	// the first item's reason for TransactWriteItems.
+	Conflict
 )
 
 // String names the fault for test output.
 func (f Fault) String() string {
-	return [...]string{"none", "throttle", "unavailable", "lost-answer", "timeout-after", "hang"}[f]
+	return [...]string{"none", "throttle", "unavailable", "lost-answer", "timeout-after", "hang", "conflict"}[f]
 }
 
 // Rule injects Fault into the next Times requests of operation Op (e.g.
@@ -141,6 +146,14 @@ func (f *Faults) RoundTrip(req *http.Request) (*http.Response, error) {
 	case Hang:
 		<-req.Context().Done()
 		return nil, req.Context().Err()
+	case Conflict:
+		if op == "TransactWriteItems" {
+			body := `{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException",` +
+				`"Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict, None]",` +
+				`"CancellationReasons":[{"Code":"TransactionConflict","Message":"Transaction is ongoing for the item"},{"Code":"None"}]}`
+			return response(req, http.StatusBadRequest, "TransactionCanceledException", body), nil
+		}
+		return apiError(req, http.StatusBadRequest, "TransactionConflictException", "injected: transaction is ongoing for the item"), nil
 	}
 	return next.RoundTrip(req)
 }
@@ -152,7 +165,10 @@ func (timeoutError) Timeout() bool   { return true }
 func (timeoutError) Temporary() bool { return true }
 
 func apiError(req *http.Request, status int, code, msg string) *http.Response {
-	body := fmt.Sprintf(`{"__type":"com.amazonaws.dynamodb.v20120810#%s","message":%q}`, code, msg)
+	return response(req, status, code, fmt.Sprintf(`{"__type":"com.amazonaws.dynamodb.v20120810#%s","message":%q}`, code, msg))
+}
+
+func response(req *http.Request, status int, code, body string) *http.Response {
 	return &http.Response{
 		StatusCode: status, Status: fmt.Sprintf("%d %s", status, http.StatusText(status)),
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
