@@ -148,9 +148,18 @@ func TestBadInputWritesNothing(t *testing.T) {
 		err error
 		op  func() error
 	}{
-		"duplicate org":   {admin.ErrConflict, func() error { _, err := f.svc.CreateOrg(f.ctx, admin.NewOrg{ID: "org_acme", Name: "x", Plan: "free"}); return err }},
-		"unknown plan":    {admin.ErrInvalid, func() error { _, err := f.svc.CreateOrg(f.ctx, admin.NewOrg{ID: "org_b", Name: "x", Plan: "gold"}); return err }},
-		"bad org id":      {admin.ErrInvalid, func() error { _, err := f.svc.CreateOrg(f.ctx, admin.NewOrg{ID: "ACME", Name: "x", Plan: "free"}); return err }},
+		"duplicate org": {admin.ErrConflict, func() error {
+			_, err := f.svc.CreateOrg(f.ctx, admin.NewOrg{ID: "org_acme", Name: "x", Plan: "free"})
+			return err
+		}},
+		"unknown plan": {admin.ErrInvalid, func() error {
+			_, err := f.svc.CreateOrg(f.ctx, admin.NewOrg{ID: "org_b", Name: "x", Plan: "gold"})
+			return err
+		}},
+		"bad org id": {admin.ErrInvalid, func() error {
+			_, err := f.svc.CreateOrg(f.ctx, admin.NewOrg{ID: "ACME", Name: "x", Plan: "free"})
+			return err
+		}},
 		"missing name":    {admin.ErrInvalid, func() error { _, err := f.svc.CreateOrg(f.ctx, admin.NewOrg{ID: "org_b", Plan: "free"}); return err }},
 		"key unknown org": {admin.ErrNotFound, func() error { _, err := f.svc.IssueKey(f.ctx, "org_nope", admin.NewKey{}); return err }},
 		"key past expiry": {admin.ErrInvalid, func() error { _, err := f.svc.IssueKey(f.ctx, "org_acme", admin.NewKey{Expires: past}); return err }},
