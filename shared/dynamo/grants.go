@@ -109,9 +109,10 @@ func (o Orgs) Apply(ctx context.Context, c Change) (e credits.Entry, duplicate b
 			}
 		}
 		// The change is made and its entry is safe on the item; failing to
-		// settle now only delays the ledger line until the next read.
-		err = settle(ctx, o.Client, o.Table, e.OrgID, batches)
-		return e, false, err
+		// settle now only delays the ledger line until the next read, and
+		// reporting it as a failure would invite a retry that adds twice.
+		_ = settle(ctx, o.Client, o.Table, e.OrgID, batches)
+		return e, false, nil
 	}
 
 	marker, err := attributevalue.MarshalMap(markerItem{OrgID: e.OrgID, SK: GrantRefPrefix + e.Reference, Entry: pe})
