@@ -38,6 +38,10 @@ var (
 	ErrConflict = errors.New("conflict")
 )
 
+// RevokedRetention is how long a revoked key stays listed before the keys
+// table's TTL may delete it (a key that expires sooner goes sooner).
+const RevokedRetention = 30 * 24 * time.Hour
+
 // MaxGrace bounds a rotation's grace period, during which the old key keeps working.
 const MaxGrace = 24 * time.Hour
 
@@ -268,7 +272,7 @@ func (s *Service) RevokeKey(ctx context.Context, org, id string) (Key, error) {
 		return Key{}, err
 	}
 	now := s.now()
-	out, err := s.Keys.Revoke(ctx, rec, now)
+	out, err := s.Keys.Revoke(ctx, rec, now, now.Add(RevokedRetention))
 	if errors.Is(err, dynamo.ErrKeyChanged) {
 		return Key{}, fmt.Errorf("%w: key %s changed meanwhile; try again", ErrConflict, id)
 	}

@@ -300,11 +300,21 @@ func TestKeys(t *testing.T) {
 	if rv.Status != "revoked" || f.lookup(c.Key.RawKey).Usable(f.now) {
 		t.Errorf("revoked: %+v", rv)
 	}
-	o := f.show("org_acme")
-	if o.Keys != 5 || o.ActiveKeys != 3 { // k2, rotated k3 (in grace) and its successor, c's successor; minus revoked c
-		t.Logf("keys %d active %d", o.Keys, o.ActiveKeys)
+	if !rv.ExpiresAt.Equal(f.now.Add(time.Minute)) {
+		t.Errorf("revoking moved an earlier expiry: %v", rv.ExpiresAt)
 	}
-	if o.Keys != 5 || o.ActiveKeys != 4 {
+	// A revoked key that never expired stays listed for the retention period.
+	forever, err := f.svc.IssueKey(f.ctx, "org_acme", admin.NewKey{Name: "forever"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv, err = f.svc.RevokeKey(f.ctx, "org_acme", forever.ID)
+	if err != nil || !rv.ExpiresAt.Equal(f.now.Add(admin.RevokedRetention)) {
+		t.Errorf("revoked forever key: %+v %v", rv, err)
+	}
+	// Active: k2, rotated k3 in its grace and its successor, c's successor.
+	o := f.show("org_acme")
+	if o.Keys != 6 || o.ActiveKeys != 4 {
 		t.Errorf("key counts: %d keys, %d active", o.Keys, o.ActiveKeys)
 	}
 }

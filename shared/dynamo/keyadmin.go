@@ -104,15 +104,15 @@ func unchanged(r apikey.Record, notRotated bool) expression.ConditionBuilder {
 	return cond.And(exp.Equal(expression.Value(itemFromRecord(r).Expires)))
 }
 
-// Revoke marks r revoked at now. The key also expires at now (unless it
-// expires earlier), so that the table's TTL deletes it within days; the
-// authorizer refuses it from now on either way.
-func (k Keys) Revoke(ctx context.Context, r apikey.Record, now time.Time) (apikey.Record, error) {
+// Revoke marks r revoked at now; the authorizer refuses it from then on.
+// Its expiry moves to keepUntil unless it expires earlier, so that the
+// table's TTL deletes it in the end but it stays listed as revoked until then.
+func (k Keys) Revoke(ctx context.Context, r apikey.Record, now, keepUntil time.Time) (apikey.Record, error) {
 	cond := unchanged(r, false)
 	out := r
 	out.Revoked = now.UTC()
-	if r.Expires.IsZero() || r.Expires.After(now) {
-		out.Expires = now.UTC()
+	if r.Expires.IsZero() || r.Expires.After(keepUntil) {
+		out.Expires = keepUntil.UTC()
 	}
 	it := itemFromRecord(out)
 	upd := expression.Set(expression.Name("revoked_at"), expression.Value(it.Revoked)).
