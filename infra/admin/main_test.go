@@ -272,6 +272,9 @@ func TestAcceptanceFlow(t *testing.T) {
 		}
 	}
 	logs := s.logs.String()
+	if !strings.Contains(logs, `"principal":"`+localstack.LocalAdminPrincipal+`"`) {
+		t.Errorf("the admin API did not log its caller")
+	}
 	if !strings.Contains(logs, "key rotated") || !strings.Contains(logs, "credits granted") {
 		t.Fatalf("the logs were not captured: %q", logs)
 	}

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/awslabs/aws-lambda-go-api-proxy/core"
+
 	"github.com/contactlevel/metering/shared/admin"
 )
 
@@ -41,7 +43,33 @@ func New(svc *admin.Service, log *slog.Logger) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		write(w, http.StatusNotFound, detail("Not Found"))
 	})
-	return mux
+	return s.audit(mux)
+}
+
+// audit logs every admin request with the IAM principal that API Gateway
+// authenticated, so that each change can be traced to a caller. Bodies are
+// never logged: responses may carry a raw key.
+func (s *server) audit(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		principal, requestID := "", ""
+		if rc, ok := core.GetAPIGatewayContextFromContext(r.Context()); ok {
+			principal, requestID = rc.Identity.UserArn, rc.RequestID
+		}
+		s.log.InfoContext(r.Context(), "admin request", "request_id", requestID, "principal", principal,
+			"method", r.Method, "path", r.URL.Path, "status", rec.status)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(status int) {
+	r.status = status
+	r.ResponseWriter.WriteHeader(status)
 }
 
 // CreateOrgRequest is the body of POST /admin/orgs.
