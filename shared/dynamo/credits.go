@@ -110,6 +110,13 @@ func (c *Credits) Debit(ctx context.Context, org string, n int64, now time.Time)
 			c.remember(org, after)
 			return d, after, nil
 		}
+		// A transaction (an admin grant or a ledger settle) held the item:
+		// DynamoDB refused the write, which changed nothing, and the SDK
+		// does not retry this error itself. The same plan is tried again.
+		var tce *types.TransactionConflictException
+		if errors.As(err, &tce) {
+			continue
+		}
 		var ccf *types.ConditionalCheckFailedException
 		if !errors.As(err, &ccf) {
 			return credits.Debit{}, credits.Balance{}, fmt.Errorf("debit: %w", err)

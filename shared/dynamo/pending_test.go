@@ -132,3 +132,36 @@ func mustItem(t *testing.T, s *ddbtest.Stack, org string) map[string]types.Attri
 	}
 	return out.Item
 }
+
+// conflicting refuses the next n UpdateItems as DynamoDB does while a
+// transaction holds the item.
+type conflicting struct {
+	*dynamodb.Client
+	n atomic.Int64
+}
+
+func (c *conflicting) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	if c.n.Add(-1) >= 0 {
+		return nil, &types.TransactionConflictException{Message: aws.String("Transaction is ongoing for the item")}
+	}
+	return c.Client.UpdateItem(ctx, in, opts...)
+}
+
+func TestDebitRetriesATransactionConflict(t *testing.T) {
+	s := ddbtest.New(t)
+	ctx := context.Background()
+	now := time.Now()
+	cc := &conflicting{Client: s.Client}
+	c := &dynamo.Credits{Client: cc, Table: s.Tables.Orgs}
+	if err := c.Open(ctx, "org_a", "A", credits.Plan{}, credits.Balance{Subscription: 10}, now); err != nil {
+		t.Fatal(err)
+	}
+	cc.n.Store(2)
+	_, after, err := c.Debit(ctx, "org_a", 3, now)
+	if err != nil || after.Subscription != 7 {
+		t.Fatalf("debit through two conflicts: %+v %v", after, err)
+	}
+	if b, _ := c.Balance(ctx, "org_a"); b.Subscription != 7 {
+		t.Errorf("charged %d, want 3 once", 10-b.Subscription)
+	}
+}
