@@ -14,7 +14,8 @@ FUNCTIONS := \
 	AuthorizerFunction:authorizer \
 	CreditsFunction:credits \
 	ContactsFunction:contacts \
-	AudiencesFunction:audiences
+	AudiencesFunction:audiences \
+	AdminFunction:admin
 
 GO          ?= go
 GOBUILD     := GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
@@ -53,7 +54,7 @@ $(foreach f,$(FUNCTIONS),$(eval $(call FUNCTION_RULES,$(f))))
 
 BOOTSTRAPS := $(foreach f,$(FUNCTIONS),bin/$(call fn_id,$(f))/bootstrap)
 
-.PHONY: help build run test fuzz vet unit lint fmt ddb-start ddb-stop clean FORCE
+.PHONY: help build run admin test fuzz vet unit lint fmt ddb-start ddb-stop clean FORCE
 FORCE:
 
 ## help: this list
@@ -71,6 +72,12 @@ build: $(BOOTSTRAPS)
 run:
 	@$(GO) build -o bin/local ./infra/local
 	@bin/local $(ARGS)
+
+## admin: the operators' CLI against make run's DynamoDB Local, e.g.
+## make admin ARGS='org create --name Acme --plan starter' (make admin ARGS=--help)
+admin:
+	@$(GO) build -o bin/admin ./infra/admin
+	@bin/admin $(ARGS)
 
 ## test: vet, unit and DynamoDB Local integration tests, template lint.
 ## DynamoDB Local is started in memory on TEST_DDB_PORT unless one already

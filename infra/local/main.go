@@ -87,6 +87,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	ddbPort := fs.Int("ddb-port", defaultDDBPort, "DynamoDB Local port (env DYNAMODB_PORT)")
 	templatePath := fs.String("template", "template.yaml", "SAM template to run")
 	setupOnly := fs.Bool("setup", false, "only start DynamoDB Local (left running), create the tables and seed; do not serve")
+	adminToken := fs.String("admin-token", getenv("LOCAL_ADMIN_TOKEN"), "credential for the admin API's IAM-authorized routes, sent as Authorization: Bearer <token> (env LOCAL_ADMIN_TOKEN; random when empty)")
 	overrides := params{}
 	fs.Var(overrides, "param", "template parameter override Name=Value, e.g. AuthorizerCacheTtl=0 (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -181,7 +182,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	gw, err := localstack.Gateway(ctx, tmpl, names, overrides, apigateway.Options{Region: region, Logger: log})
+	if *adminToken == "" {
+		*adminToken = localstack.NewAdminToken()
+	}
+	gw, err := localstack.Gateway(ctx, tmpl, names, overrides, apigateway.Options{
+		Region: region, Logger: log, IAMAuth: localstack.AdminBearer(*adminToken),
+	})
 	if err != nil {
 		return err
 	}
@@ -205,6 +211,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fmt.Fprintf(stdout, "API (stage %s, served without the stage prefix as sam local does) on %s\n", cfg.Stage, base)
 	fmt.Fprintf(stdout, "DynamoDB Local on %s; demo organization %s. Ctrl-C stops.\n\n", endpoint, seed.OrgID)
 	printUsage(stdout, base, seed)
+	printAdmin(stdout, base, *adminToken, endpoint)
 
 	select {
 	case err := <-served:
@@ -244,6 +251,18 @@ func printUsage(w io.Writer, base string, seed demo.Result) {
 			"name":            "Q4 Buyers",
 			"linkedin":        true,
 		}))
+}
+
+// printAdmin prints the local admin credential, an admin API call and how
+// to point the admin CLI at this stack.
+func printAdmin(w io.Writer, base, token, endpoint string) {
+	fmt.Fprintf(w, "\nAdmin API (IAM-authorized on AWS; here: Authorization: Bearer <token>, valid for this run):\n")
+	fmt.Fprintf(w, "curl -s %s/admin/orgs -H %s\n", base, shellQuote("Authorization: Bearer "+token))
+	env := ""
+	if endpoint != "http://127.0.0.1:8000" { // the CLI's default
+		env = "AWS_ENDPOINT_URL_DYNAMODB=" + endpoint + " "
+	}
+	fmt.Fprintf(w, "Admin CLI: %smake admin ARGS='org show --org %s'\n", env, demo.OrgID)
 }
 
 // shellQuote wraps s in single quotes for sh.

@@ -45,7 +45,7 @@ func TestRun(t *testing.T) {
 		pw.Close()
 	}()
 
-	var key, creditsCurl string
+	var key, creditsCurl, adminCurl string
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() {
 		line := sc.Text()
@@ -55,7 +55,10 @@ func TestRun(t *testing.T) {
 		if strings.HasPrefix(line, "curl -s http") && strings.Contains(line, "/api/credits") {
 			creditsCurl = line
 		}
-		if strings.Contains(line, "/api/audiences/create") {
+		if strings.HasPrefix(line, "curl -s http") && strings.Contains(line, "/admin/orgs") {
+			adminCurl = line
+		}
+		if strings.HasPrefix(line, "Admin CLI:") {
 			break
 		}
 	}
@@ -89,6 +92,23 @@ func TestRun(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized || string(body) != `{"detail": "Invalid or missing API key"}` {
 		t.Errorf("GET without a key: %d %s", resp.StatusCode, body)
+	}
+
+	// The printed admin credential, and nothing else, opens the admin API.
+	adminURL, token := strings.Fields(adminCurl)[2], strings.TrimSuffix(strings.Fields(adminCurl)[6], "'")
+	for header, want := range map[string]int{"Authorization: Bearer " + token: 200, "X-Api-Key: " + key: 404, "Authorization: Bearer x": 401} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, adminURL, nil)
+		name, value, _ := strings.Cut(header, ": ")
+		req.Header.Set(name, value)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("GET %s with %s: %d %s, want %d", adminURL, name, resp.StatusCode, body, want)
+		}
 	}
 
 	cancel()

@@ -140,7 +140,7 @@ func TestCreateContactCharges(t *testing.T) {
 		t.Fatalf("body %s", r.raw)
 	}
 	c := r.body["contact"].(map[string]any)
-	if c["first_name"] != "Ada" || c["organization_id"] != "org_a" || c["id"] != r.body["contact_id"] {
+	if c["first_name"] != "Ada" || c["organization_id"] != "org_a" || c["id"] != r.body["contact_id"] || c["phones"] == nil {
 		t.Fatalf("contact %v", c)
 	}
 	if f.total("org_a") != 7 {

@@ -89,6 +89,12 @@ func (s *server) createContact(w http.ResponseWriter, r *http.Request) {
 	}
 	in.ID = s.NewID()
 	in.CreatedAt = s.Now().UTC().Format(time.RFC3339)
+	// Lists are always lists in responses, so clients need no null checks.
+	for _, l := range []*[]string{&in.WorkEmails, &in.PersonalEmails, &in.Phones} {
+		if *l == nil {
+			*l = []string{}
+		}
+	}
 	s.charge(w, r, n, func(ctx context.Context, after int64) (any, error) {
 		if err := s.Contacts.Put(ctx, in); err != nil {
 			return nil, err

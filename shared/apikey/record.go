@@ -23,6 +23,9 @@ type Record struct {
 	Expires time.Time
 	// Revoked is when the key was revoked; zero means it was not.
 	Revoked time.Time
+	// Rotated is when a successor replaced the key (it then expires after
+	// a grace period); zero means it was not rotated.
+	Rotated time.Time
 }
 
 // Usable reports whether a request made at now with this key is authorized.

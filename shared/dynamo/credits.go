@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/google/uuid"
 
 	"github.com/contactlevel/metering/shared/credits"
 )
@@ -38,6 +38,8 @@ const maxAttempts = 16
 type Credits struct {
 	Client Client
 	Table  string
+	// Clock dates refund ledger entries; nil means time.Now.
+	Clock func() time.Time
 
 	mu    sync.Mutex
 	views map[string]credits.Balance
@@ -150,7 +152,11 @@ func (c *Credits) debit(ctx context.Context, org string, n int64, now time.Time,
 			c.remember(org, after)
 			return d, after, nil
 		}
-		if errors.Is(err, errRetryWrite) {
+		// A transaction (an admin grant, a ledger settle, a keyed charge)
+		// held the item: DynamoDB refused the write, which changed nothing.
+		// The same plan is tried again.
+		var tce *types.TransactionConflictException
+		if errors.Is(err, errRetryWrite) || errors.As(err, &tce) {
 			continue
 		}
 		var ccf *types.ConditionalCheckFailedException
@@ -169,14 +175,23 @@ func (c *Credits) debit(ctx context.Context, org string, n int64, now time.Time,
 }
 
 // Refund gives back what d took. Grants that have since been removed (an
-// expiry sweep) are skipped: they could no longer be spent anyway.
+// expiry sweep) are skipped: they could no longer be spent anyway. Each
+// bucket given back gets a ledger entry of type refund, recorded on the
+// organization item by the same write and then settled into the ledger
+// (pending.go); a failure to settle is not an error of the refund, which
+// happened, and the next admin read of the organization settles it.
 func (c *Credits) Refund(ctx context.Context, org string, d credits.Debit) (credits.Balance, error) {
 	takes := slices.DeleteFunc(slices.Clone(d.Takes), func(t credits.Take) bool { return t.Amount == 0 })
+	batch := uuid.Must(uuid.NewV7()).String()
+	now := time.Now()
+	if c.Clock != nil {
+		now = c.Clock()
+	}
 	for range 2 {
 		if len(takes) == 0 {
 			return credits.Balance{}, nil
 		}
-		in, err := refundInput(c.Table, org, takes)
+		in, err := refundInput(c.Table, org, takes, batch, now)
 		if err != nil {
 			return credits.Balance{}, err
 		}
@@ -185,6 +200,7 @@ func (c *Credits) Refund(ctx context.Context, org string, d credits.Debit) (cred
 			after, err := decodeBalance(out.Attributes)
 			if err == nil {
 				c.remember(org, after)
+				_ = settleItem(ctx, c.Client, c.Table, org, out.Attributes)
 			}
 			return after, err
 		}
@@ -257,6 +273,9 @@ func debitInput(table, org string, d credits.Debit) (*dynamodb.UpdateItemInput, 
 			upd = upd.Set(path, path.Minus(expression.Value(t.Amount)))
 		}
 	}
+	// Usage this period: per-request debits are not ledger entries, so the
+	// organization counts them here, in the same write.
+	upd = upd.Add(expression.Name(usagePrefix+UsagePeriod(d.At)), expression.Value(d.Amount))
 	expr, err := expression.NewBuilder().WithCondition(cond).WithUpdate(upd).Build()
 	if err != nil {
 		return nil, fmt.Errorf("build debit: %w", err)
@@ -273,15 +292,24 @@ func debitInput(table, org string, d credits.Debit) (*dynamodb.UpdateItemInput, 
 	}, nil
 }
 
-func refundInput(table, org string, takes []credits.Take) (*dynamodb.UpdateItemInput, error) {
+func refundInput(table, org string, takes []credits.Take, batch string, now time.Time) (*dynamodb.UpdateItemInput, error) {
 	cond := expression.AttributeExists(expression.Name("org_id"))
 	var upd expression.UpdateBuilder
-	for _, t := range takes {
+	entries := make([]pendingEntry, 0, len(takes))
+	for i, t := range takes {
 		path := takePath(t)
 		if t.Bucket == credits.Bonus {
 			cond = cond.And(expression.AttributeExists(expression.Name(attrBonus + "." + t.GrantID)))
 		}
 		upd = upd.Set(path, path.Plus(expression.Value(t.Amount)))
+		entries = append(entries, newPendingEntry(credits.Entry{
+			ID: fmt.Sprintf("%s-%d", batch, i), OrgID: org, At: now, Type: credits.EntryRefund,
+			Bucket: t.Bucket, GrantID: t.GrantID, Amount: t.Amount,
+		}, time.Time{}))
+	}
+	upd, err := pendingSet(upd, batch, entries, "")
+	if err != nil {
+		return nil, err
 	}
 	expr, err := expression.NewBuilder().WithCondition(cond).WithUpdate(upd).Build()
 	if err != nil {
@@ -375,20 +403,9 @@ func EncodeBalance(b credits.Balance) (map[string]types.AttributeValue, error) {
 // zero Plan for none) and opening balance. It fails with ErrExists rather
 // than overwrite a balance.
 func (c *Credits) Open(ctx context.Context, org, name string, plan credits.Plan, b credits.Balance, now time.Time) error {
-	item, err := EncodeBalance(b)
+	item, err := orgItem(org, name, plan, b, now)
 	if err != nil {
 		return err
-	}
-	item["org_id"] = &types.AttributeValueMemberS{Value: org}
-	item["sk"] = &types.AttributeValueMemberS{Value: OrgSK}
-	item["name"] = &types.AttributeValueMemberS{Value: name}
-	item["created_at"] = &types.AttributeValueMemberS{Value: formatTime(now)}
-	if plan.ID != "" {
-		// The plan's terms are copied onto the organization so that a
-		// rollover reads and writes one item.
-		item[attrPlanID] = &types.AttributeValueMemberS{Value: plan.ID}
-		item[attrPlanMonthly] = &types.AttributeValueMemberN{Value: strconv.FormatInt(plan.Monthly, 10)}
-		item[attrPlanCap] = &types.AttributeValueMemberN{Value: strconv.FormatInt(plan.RolloverCap, 10)}
 	}
 	cond, err := expression.NewBuilder().WithCondition(expression.AttributeNotExists(expression.Name("org_id"))).Build()
 	if err != nil {

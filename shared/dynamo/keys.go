@@ -32,6 +32,7 @@ type keyItem struct {
 	Created string `dynamodbav:"created_at"`
 	Expires int64  `dynamodbav:"expires_at,omitempty"`
 	Revoked string `dynamodbav:"revoked_at,omitempty"`
+	Rotated string `dynamodbav:"rotated_at,omitempty"`
 }
 
 // Lookup finds the key with the given hash with one GetItem. It returns
@@ -97,6 +98,9 @@ func itemFromRecord(r apikey.Record) keyItem {
 	if !r.Revoked.IsZero() {
 		it.Revoked = formatTime(r.Revoked)
 	}
+	if !r.Rotated.IsZero() {
+		it.Rotated = formatTime(r.Rotated)
+	}
 	return it
 }
 
@@ -105,6 +109,7 @@ func (it keyItem) record() apikey.Record {
 		Hash: it.Hash, ID: it.ID, OrgID: it.OrgID, Name: it.Name, Display: it.Display,
 		Created: parseTime(it.Created),
 		Revoked: parseTime(it.Revoked),
+		Rotated: parseTime(it.Rotated),
 	}
 	if it.Expires != 0 {
 		r.Expires = time.Unix(it.Expires, 0).UTC()

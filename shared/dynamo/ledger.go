@@ -2,7 +2,6 @@ package dynamo
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
@@ -71,10 +70,5 @@ func DecodeEntry(item map[string]types.AttributeValue) (credits.Entry, error) {
 	if err := attributevalue.UnmarshalMap(item, &it); err != nil {
 		return credits.Entry{}, fmt.Errorf("decode ledger entry: %w", err)
 	}
-	at, _ := time.Parse(time.RFC3339Nano, it.At)
-	return credits.Entry{
-		ID: it.ID, OrgID: it.OrgID, At: at, Type: credits.EntryType(it.Type), Bucket: credits.Bucket(it.Bucket),
-		GrantID: it.GrantID, Amount: it.Amount, Reference: it.Reference, Reason: it.Reason,
-		Period: it.Period, BalanceAfter: it.BalanceAfter,
-	}, nil
+	return entryFromItem(it), nil
 }

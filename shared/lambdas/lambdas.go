@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
+	"github.com/contactlevel/metering/shared/admin"
+	"github.com/contactlevel/metering/shared/adminapi"
 	"github.com/contactlevel/metering/shared/api"
 	"github.com/contactlevel/metering/shared/authorizer"
 	appconfig "github.com/contactlevel/metering/shared/config"
@@ -32,6 +34,7 @@ var Registry = map[string]Constructor{
 	"CreditsFunction":    Endpoints,
 	"ContactsFunction":   Endpoints,
 	"AudiencesFunction":  Endpoints,
+	"AdminFunction":      Admin,
 }
 
 // Authorizer builds the REQUEST authorizer.
@@ -72,6 +75,22 @@ func Endpoints(ctx context.Context, getenv func(string) string) (lambda.Handler,
 		Audiences:   dynamo.Audiences{Client: client, Table: tables.Audiences},
 		Log:         Logger(getenv),
 	})
+	return lambda.NewHandler(httpadapter.New(h).ProxyWithContext), nil
+}
+
+// Admin builds the admin API (organizations, keys, credits, ledger) behind
+// API Gateway's proxy integration; its routes are IAM-authorized.
+func Admin(ctx context.Context, getenv func(string) string) (lambda.Handler, error) {
+	tables := appconfig.TablesFromEnv(getenv)
+	if tables.Orgs == "" || tables.Keys == "" {
+		return nil, fmt.Errorf("ORGS_TABLE and KEYS_TABLE must be set")
+	}
+	client, err := DynamoDB(ctx)
+	if err != nil {
+		return nil, err
+	}
+	log := Logger(getenv)
+	h := adminapi.New(admin.New(client, tables, log), log)
 	return lambda.NewHandler(httpadapter.New(h).ProxyWithContext), nil
 }
 

@@ -24,6 +24,7 @@ var sampleEvents = map[string]string{
 	"CreditsFunction":    "credits.json",
 	"ContactsFunction":   "contacts-create.json",
 	"AudiencesFunction":  "audiences-create.json",
+	"AdminFunction":      "admin-org-show.json",
 }
 
 func TestEveryTemplateFunctionIsRegisteredWithASampleEvent(t *testing.T) {

@@ -35,7 +35,7 @@ func TestParameters(t *testing.T) {
 
 func TestFunctions(t *testing.T) {
 	tpl := load(t)
-	want := []string{"AuthorizerFunction", "CreditsFunction", "ContactsFunction", "AudiencesFunction"}
+	want := []string{"AuthorizerFunction", "CreditsFunction", "ContactsFunction", "AudiencesFunction", "AdminFunction"}
 	if got := tpl.Functions(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Functions() = %v, want %v", got, want)
 	}
@@ -155,8 +155,18 @@ func TestGatewayConfig(t *testing.T) {
 			t.Errorf("route %+v missing; routes: %+v", want, cfg.Routes)
 		}
 	}
-	if len(cfg.Routes) != 3 {
-		t.Errorf("got %d routes, want 3: %+v", len(cfg.Routes), cfg.Routes)
+	// The admin API is IAM-authorized, never by the API-key authorizer.
+	admin := 0
+	for _, r := range cfg.Routes {
+		if strings.HasPrefix(r.Path, "/admin/") {
+			admin++
+			if r.Auth != "AWS_IAM" || r.Function != "AdminFunction" {
+				t.Errorf("admin route %+v is not AWS_IAM-authorized", r)
+			}
+		}
+	}
+	if len(cfg.Routes)-admin != 3 || admin != 10 {
+		t.Errorf("got %d routes (%d admin), want 3 and 10: %+v", len(cfg.Routes), admin, cfg.Routes)
 	}
 
 	wantAuth := apigateway.Authorizer{Function: "AuthorizerFunction", IdentityHeader: "X-Api-Key", CacheTTL: 60 * time.Second}
