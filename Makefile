@@ -23,6 +23,19 @@ DDB         := infra/dynamodb-local.sh
 # DynamoDB Local for tests: in memory, on its own port, never the demo data.
 TEST_DDB_PORT ?= 8765
 GOTESTFLAGS ?=
+# make test keeps all go test output (-v: every test's logs) to scan it for keys.
+TESTLOG     := .cache/test/go-test.log
+TESTKEYS    := .cache/test/issued-keys.txt
+# Lines of -v output not worth a terminal: passing tests' names and JSON logs.
+TESTNOISE   := ^\s*(=== (RUN|PAUSE|CONT|NAME)|--- PASS|PASS$$|\{"time")
+FUZZTIME    ?= 10s
+# package:target for make fuzz; CI runs each for FUZZTIME.
+FUZZ_TARGETS := \
+	./shared/apikey:FuzzParse \
+	./shared/authorizer:FuzzHandle \
+	./shared/idempotency:FuzzParseKey \
+	./shared/api:FuzzCreateContact \
+	./shared/api:FuzzCreateAudience
 
 fn_id  = $(word 1,$(subst :, ,$(1)))
 fn_dir = $(word 2,$(subst :, ,$(1)))
@@ -41,7 +54,7 @@ $(foreach f,$(FUNCTIONS),$(eval $(call FUNCTION_RULES,$(f))))
 
 BOOTSTRAPS := $(foreach f,$(FUNCTIONS),bin/$(call fn_id,$(f))/bootstrap)
 
-.PHONY: help build run admin test vet unit lint fmt ddb-start ddb-stop clean FORCE
+.PHONY: help build run admin test fuzz vet unit lint fmt ddb-start ddb-stop clean FORCE
 FORCE:
 
 ## help: this list
@@ -77,9 +90,23 @@ test:
 	export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(TEST_DDB_PORT) AWS_REGION=us-east-1 \
 		AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_EC2_METADATA_DISABLED=true; \
 	echo "+ go vet ./..."; $(GO) vet ./...; \
-	echo "+ go test -count=1 $(GOTESTFLAGS) ./..."; $(GO) test -count=1 $(GOTESTFLAGS) ./...; \
+	mkdir -p $(dir $(TESTLOG)); : > $(TESTLOG); : > $(TESTKEYS); export TEST_ISSUED_KEYS=$(abspath $(TESTKEYS)); \
+	echo "+ go test -count=1 -v $(GOTESTFLAGS) ./...  (everything it prints: $(TESTLOG))"; \
+	$(GO) test -count=1 -v $(GOTESTFLAGS) ./... 2>&1 | tee $(TESTLOG) | { grep -vE '$(TESTNOISE)' || true; }; \
+	echo "+ log scan: no issued key, key hash or valid key anywhere in the test output"; \
+	$(GO) run ./infra/logscan -keys $(TESTKEYS) -min-keys 10 $(TESTLOG); \
 	echo "+ cfn-lint template.yaml"; cfn-lint template.yaml; \
 	echo "make test: all passed"
+
+## fuzz: every fuzz target for FUZZTIME each (default 10s), after its seed corpus
+fuzz:
+	@set -euo pipefail; mkdir -p .cache; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "+ go test -run '^$$' -fuzz '^$$fn\$$' -fuzztime $(FUZZTIME) $$pkg"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1 | tee .cache/fuzz.log | grep -vE '^fuzz: elapsed: [0-9]+s, (gathering|execs)' || true; \
+		grep -q '^ok' .cache/fuzz.log || { cat .cache/fuzz.log; exit 1; }; \
+		echo "fuzz summary: $$fn $$(grep -oE 'execs: [0-9]+' .cache/fuzz.log | tail -n 1)"; \
+	done
 
 ## lint: gofmt, go vet and cfn-lint (no DynamoDB needed)
 lint:

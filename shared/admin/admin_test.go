@@ -17,6 +17,7 @@ import (
 	"github.com/contactlevel/metering/shared/apikey"
 	"github.com/contactlevel/metering/shared/ddbtest"
 	"github.com/contactlevel/metering/shared/dynamo"
+	"github.com/contactlevel/metering/shared/testkeys"
 )
 
 type fixture struct {
@@ -81,6 +82,7 @@ func (f *fixture) ledger(id string) []admin.Entry {
 // lookup reads a key's record as the authorizer does.
 func (f *fixture) lookup(raw string) apikey.Record {
 	f.t.Helper()
+	testkeys.Record(f.t, raw) // for make test's scan of all output
 	k, err := apikey.Parse(raw)
 	if err != nil {
 		f.t.Fatal(err)

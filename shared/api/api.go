@@ -47,9 +47,12 @@ type Deps struct {
 	Credits   Credits
 	Contacts  ContactStore
 	Audiences AudienceStore
-	Now       func() time.Time // defaults to time.Now
-	NewID     func() string    // defaults to UUIDv7
-	Log       *slog.Logger     // defaults to slog.Default()
+	// Idempotency serves requests with an Idempotency-Key header; nil
+	// answers them 503.
+	Idempotency IdempotencyStore
+	Now         func() time.Time // defaults to time.Now
+	NewID       func() string    // defaults to UUIDv7
+	Log         *slog.Logger     // defaults to slog.Default()
 }
 
 // New returns the API with every route.
@@ -66,8 +69,8 @@ func New(d Deps) http.Handler {
 	s := &server{Deps: d}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/credits", s.getCredits)
-	mux.HandleFunc("POST /api/contacts/create", s.createContact)
-	mux.HandleFunc("POST /api/audiences/create", s.createAudience)
+	mux.Handle("POST /api/contacts/create", s.idempotent(http.HandlerFunc(s.createContact)))
+	mux.Handle("POST /api/audiences/create", s.idempotent(http.HandlerFunc(s.createAudience)))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeDetail(w, http.StatusNotFound, "Not Found")
 	})

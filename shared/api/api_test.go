@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -57,7 +58,7 @@ func newFixture(t *testing.T, orgs map[string]credits.Balance) *fixture {
 		Contacts:  failingContacts{dynamo.Contacts{Client: f.stack.Client, Table: f.stack.Tables.Contacts}, f},
 		Audiences: dynamo.Audiences{Client: f.stack.Client, Table: f.stack.Tables.Audiences},
 		Now:       func() time.Time { return now },
-		Log:       slog.New(slog.NewJSONHandler(&f.logs, nil)),
+		Log:       slog.New(slog.NewJSONHandler(io.MultiWriter(&f.logs, t.Output()), nil)),
 	})
 	f.adapter = httpadapter.New(h)
 	return f

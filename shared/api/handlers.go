@@ -150,43 +150,83 @@ func (s *server) sameOrg(w http.ResponseWriter, r *http.Request, org string) boo
 // nothing; if the work fails on our side the charge is given back.
 func (s *server) charge(w http.ResponseWriter, r *http.Request, n int64, work func(ctx context.Context, balanceAfter int64) (any, error)) {
 	ctx := r.Context()
+	if claim, ok := claimOf(ctx); ok {
+		s.chargeOnce(w, r, n, claim, work)
+		return
+	}
 	c := callerOf(ctx)
 	now := s.Now()
 	d, after, err := s.Credits.Debit(ctx, c.OrgID, n, now)
 	switch {
 	case errors.Is(err, credits.ErrInsufficient):
+		setOutcome(ctx, "insufficient")
 		writeDetail(w, http.StatusPaymentRequired, "Insufficient credits")
 		return
 	case err != nil:
-		s.Log.ErrorContext(ctx, "debit failed", "request_id", c.RequestID, "org_id", c.OrgID, "amount", n, "error", err)
-		writeDetail(w, http.StatusServiceUnavailable, "Could not charge credits; nothing was charged, try again")
+		s.debitFailed(w, r, c, n, err)
 		return
 	}
 	body, err := work(ctx, after.Total(now))
 	if err != nil {
 		s.Log.ErrorContext(ctx, "work failed after charge", "request_id", c.RequestID, "org_id", c.OrgID, "amount", n, "error", err)
 		s.refund(ctx, c, d)
+		setOutcome(ctx, "refunded")
 		writeDetail(w, http.StatusInternalServerError, "Internal Server Error; the credits were not charged")
 		return
 	}
 	recordCharge(ctx, n)
+	setOutcome(ctx, "charged")
 	writeJSON(w, http.StatusOK, body)
 }
 
 // refundAttempts bounds how often a refund is retried within the request.
 const refundAttempts = 3
 
+// refundBudget bounds a refund's attempts together. The request's own
+// deadline does not apply: the refund must outlive a client that hung up,
+// and DynamoDB calls stop short of the Lambda's deadline to leave it room.
+const refundBudget = 3 * time.Second
+
 // refund gives a failed request's credits back. It runs even if the client
-// has gone away, and every failure is logged with what is owed.
+// has gone away, and every failure is logged with what is owed; the last
+// one says the credits are owed, for an operator (or an alarm on the
+// "refund abandoned" message) to settle.
 func (s *server) refund(ctx context.Context, c caller, d credits.Debit) {
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundBudget)
+	defer cancel()
 	for attempt := 1; attempt <= refundAttempts; attempt++ {
 		_, err := s.Credits.Refund(ctx, c.OrgID, d)
 		if err == nil {
 			return
 		}
-		s.Log.ErrorContext(ctx, "refund failed", "request_id", c.RequestID, "org_id", c.OrgID, "amount", d.Amount, "attempt", attempt, "error", err)
+		s.Log.ErrorContext(ctx, "refund failed", "request_id", c.RequestID, "org_id", c.OrgID, "key_id", c.KeyID, "amount", d.Amount, "attempt", attempt, "error", err)
+		if attempt < refundAttempts {
+			select {
+			case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+			case <-ctx.Done():
+			}
+		}
 	}
+	s.Log.ErrorContext(ctx, "refund abandoned; credits owed", "request_id", c.RequestID, "org_id", c.OrgID, "key_id", c.KeyID,
+		"amount", d.Amount, "takes", d.Takes)
+}
+
+// debitFailed answers a charge that could not be made, or whose outcome is
+// unknown: DynamoDB throttled past the SDK's retries, timed out, or failed.
+func (s *server) debitFailed(w http.ResponseWriter, r *http.Request, c caller, n int64, err error) {
+	ctx := r.Context()
+	if errors.Is(err, credits.ErrUnconfirmed) {
+		// Retrying the write could charge twice, and refunding a write
+		// that may not have landed could give credits away: the outcome is
+		// logged for reconciliation and the client is told the truth.
+		s.Log.ErrorContext(ctx, "debit unconfirmed", "request_id", c.RequestID, "org_id", c.OrgID, "key_id", c.KeyID, "amount", n, "error", err)
+		setOutcome(ctx, "unconfirmed")
+		writeDetail(w, http.StatusServiceUnavailable, "Could not confirm the charge: it was made at most once. Retry with an Idempotency-Key header to be charged at most once across retries")
+		return
+	}
+	s.Log.ErrorContext(ctx, "debit failed", "request_id", c.RequestID, "org_id", c.OrgID, "key_id", c.KeyID, "amount", n, "error", err)
+	setOutcome(ctx, "not_charged")
+	writeDetail(w, http.StatusServiceUnavailable, "Could not charge credits; nothing was charged, try again")
 }
 
 var notSlug = regexp.MustCompile(`[^a-z0-9]+`)

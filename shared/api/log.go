@@ -10,6 +10,7 @@ import (
 type outcome struct {
 	status  int
 	charged int64
+	result  string // what became of the charge: charged, refunded, replayed, ...
 }
 
 type outcomeKey struct{}
@@ -31,6 +32,12 @@ func (s *server) logged(next http.Handler) http.Handler {
 		o := &outcome{status: http.StatusOK}
 		next.ServeHTTP(statusWriter{w, o}, r.WithContext(context.WithValue(r.Context(), outcomeKey{}, o)))
 		c, _ := callerFrom(r)
+		if o.result == "" {
+			o.result = "served"
+			if o.status >= 400 {
+				o.result = "refused"
+			}
+		}
 		level := slog.LevelInfo
 		if o.status >= 500 {
 			level = slog.LevelError
@@ -43,6 +50,7 @@ func (s *server) logged(next http.Handler) http.Handler {
 			slog.String("path", r.URL.Path),
 			slog.Int("status", o.status),
 			slog.Int64("credits_charged", o.charged),
+			slog.String("outcome", o.result),
 		)
 	})
 }
@@ -51,5 +59,12 @@ func (s *server) logged(next http.Handler) http.Handler {
 func recordCharge(ctx context.Context, n int64) {
 	if o, ok := ctx.Value(outcomeKey{}).(*outcome); ok {
 		o.charged = n
+	}
+}
+
+// setOutcome names what became of a charged request, for the access log.
+func setOutcome(ctx context.Context, result string) {
+	if o, ok := ctx.Value(outcomeKey{}).(*outcome); ok {
+		o.result = result
 	}
 }

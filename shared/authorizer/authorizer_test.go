@@ -3,7 +3,6 @@ package authorizer
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/contactlevel/metering/shared/apikey"
+	"github.com/contactlevel/metering/shared/testkeys"
 )
 
 var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -35,17 +35,20 @@ func (f *fakeKeys) Lookup(_ context.Context, hash string) (apikey.Record, error)
 	return r, nil
 }
 
-func setup(t *testing.T, mutate func(*apikey.Record)) (*Authorizer, *fakeKeys, apikey.Key) {
+func setup(t testing.TB, mutate func(*apikey.Record)) (*Authorizer, *fakeKeys, apikey.Key) {
 	t.Helper()
 	k, rec, err := apikey.Issue("org_a", "test", now.Add(-time.Hour), time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	testkeys.Record(t, string(k))
 	if mutate != nil {
 		mutate(&rec)
 	}
 	f := &fakeKeys{recs: map[string]apikey.Record{rec.Hash: rec}}
-	return New(f, func() time.Time { return now }, slog.New(slog.NewTextHandler(io.Discard, nil))), f, k
+	// The authorizer's logs go to the test's output, which `make test`
+	// scans for keys.
+	return New(f, func() time.Time { return now }, slog.New(slog.NewJSONHandler(t.Output(), nil))), f, k
 }
 
 func request(headers map[string]string) events.APIGatewayCustomAuthorizerRequestTypeRequest {
@@ -156,4 +159,40 @@ func TestStageArn(t *testing.T) {
 			t.Errorf("%s: got %s", in, got)
 		}
 	}
+}
+
+// FuzzHandle feeds the authorizer arbitrary X-Api-Key headers: whatever the
+// name's case, the values and their number, it never panics, allows only a
+// stored, usable key, refuses everything else with exactly "Unauthorized",
+// and looks up only values shaped like a key.
+func FuzzHandle(f *testing.F) {
+	a, keys, k := setup(f, nil)
+	f.Add("X-Api-Key", string(k), "")
+	f.Add("x-api-key", " "+string(k)+"\t", "")
+	f.Add("X-API-KEY", string(k), string(k))
+	f.Add("X-Api-Key", string(k), "cl_other")
+	f.Add("X-Api-Key", "", "")
+	f.Add("X-Api-Key", string(k)+"\n", "")
+	f.Add("Authorization", string(k), "")
+	f.Add("X-Api-Key", "cl_"+string(k[3:len(k)-1])+"x", "")
+	f.Fuzz(func(t *testing.T, name, v1, v2 string) {
+		req := request(map[string]string{name: v1})
+		if v2 != "" {
+			req.MultiValueHeaders = map[string][]string{name: {v1, v2}}
+		}
+		before := keys.calls
+		res, err := a.Handle(context.Background(), req)
+		raw, ok := KeyFromHeaders(req.Headers, req.MultiValueHeaders)
+		_, perr := apikey.Parse(raw)
+		switch {
+		case err == nil:
+			if !ok || raw != string(k) || res.Context[ContextOrgID] != "org_a" {
+				t.Fatalf("allowed %q (from %q %q)", raw, v1, v2)
+			}
+		case err != ErrUnauthorized:
+			t.Fatalf("error %v, want Unauthorized", err)
+		case (!ok || perr != nil) && keys.calls != before:
+			t.Fatalf("looked up %q, which cannot be a key", raw)
+		}
+	})
 }

@@ -8,6 +8,8 @@ type Tables struct {
 	Orgs      string
 	Contacts  string
 	Audiences string
+	// Idempotency holds Idempotency-Key records of charged requests.
+	Idempotency string
 }
 
 // TablesFromEnv reads the table names from the variables template.yaml sets
@@ -18,5 +20,7 @@ func TablesFromEnv(getenv func(string) string) Tables {
 		Orgs:      getenv("ORGS_TABLE"),
 		Contacts:  getenv("CONTACTS_TABLE"),
 		Audiences: getenv("AUDIENCES_TABLE"),
+
+		Idempotency: getenv("IDEMPOTENCY_TABLE"),
 	}
 }

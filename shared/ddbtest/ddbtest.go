@@ -84,6 +84,8 @@ func New(t testing.TB) *Stack {
 			Orgs:      names["OrgsTable"],
 			Contacts:  names["ContactsTable"],
 			Audiences: names["AudiencesTable"],
+
+			Idempotency: names["IdempotencyTable"],
 		},
 	}
 }

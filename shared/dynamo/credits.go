@@ -85,6 +85,30 @@ var ErrNoAccount = errors.New("organization has no credit account")
 // planned again from that without a separate read. credits.ErrInsufficient
 // means the balance, as of an atomic check, was too small; nothing changed.
 func (c *Credits) Debit(ctx context.Context, org string, n int64, now time.Time) (credits.Debit, credits.Balance, error) {
+	return c.debit(ctx, org, n, now, func(ctx context.Context, _ credits.Debit, in *dynamodb.UpdateItemInput) (map[string]types.AttributeValue, error) {
+		// The SDK may retry only what DynamoDB certainly did not apply: a
+		// retried debit whose first attempt landed would charge twice.
+		out, err := c.Client.UpdateItem(ctx, in, retryOnlyUnapplied)
+		if err != nil {
+			return nil, classify(err)
+		}
+		return out.Attributes, nil
+	})
+}
+
+// debitWrite makes the write of planned debit d (in is its UpdateItem) and
+// returns the balance item after it. A *types.ConditionalCheckFailedException
+// carrying the current item makes debit plan again from that item;
+// errRetryWrite makes it try again; other errors end the charge unchanged.
+type debitWrite func(ctx context.Context, d credits.Debit, in *dynamodb.UpdateItemInput) (map[string]types.AttributeValue, error)
+
+// errRetryWrite means the write did not happen for a reason unrelated to the
+// balance (a conflicting transaction) and may simply be tried again.
+var errRetryWrite = errors.New("retry the write")
+
+// debit is the planning loop shared by Debit (one UpdateItem) and charges
+// that must commit together with another item (one TransactWriteItems).
+func (c *Credits) debit(ctx context.Context, org string, n int64, now time.Time, write debitWrite) (credits.Debit, credits.Balance, error) {
 	view, known := c.view(org)
 	if !known {
 		// Cold, assume the subscription pays and no bonus grant was ever
@@ -94,6 +118,18 @@ func (c *Credits) Debit(ctx context.Context, org string, n int64, now time.Time)
 	}
 	for range maxAttempts {
 		d, err := credits.PlanDebit(view, n, now)
+		if errors.Is(err, credits.ErrInsufficient) && known {
+			// A remembered view may predate a top-up made elsewhere; a
+			// refusal is only final against the item as it is now.
+			known = false
+			if view, err = c.Balance(ctx, org); errors.Is(err, ErrNoAccount) {
+				view = credits.Balance{}
+			} else if err != nil {
+				return credits.Debit{}, credits.Balance{}, fmt.Errorf("debit: %w", err)
+			}
+			c.remember(org, view)
+			continue
+		}
 		if err != nil {
 			return credits.Debit{}, view, err
 		}
@@ -101,20 +137,26 @@ func (c *Credits) Debit(ctx context.Context, org string, n int64, now time.Time)
 		if err != nil {
 			return credits.Debit{}, credits.Balance{}, err
 		}
-		out, err := c.Client.UpdateItem(ctx, in)
+		item, err := write(ctx, d, in)
+		if err == nil && len(item) == 0 {
+			// Charged, but the balance after it could not be read: report
+			// it as unknown (empty) and plan the next charge afresh.
+			c.forget(org)
+			return d, credits.Balance{}, nil
+		}
 		if err == nil {
-			after, err := decodeBalance(out.Attributes)
+			after, err := decodeBalance(item)
 			if err != nil {
 				return d, credits.Balance{}, err
 			}
 			c.remember(org, after)
 			return d, after, nil
 		}
-		// A transaction (an admin grant or a ledger settle) held the item:
-		// DynamoDB refused the write, which changed nothing, and the SDK
-		// does not retry this error itself. The same plan is tried again.
+		// A transaction (an admin grant, a ledger settle, a keyed charge)
+		// held the item: DynamoDB refused the write, which changed nothing.
+		// The same plan is tried again.
 		var tce *types.TransactionConflictException
-		if errors.As(err, &tce) {
+		if errors.Is(err, errRetryWrite) || errors.As(err, &tce) {
 			continue
 		}
 		var ccf *types.ConditionalCheckFailedException
@@ -122,7 +164,8 @@ func (c *Credits) Debit(ctx context.Context, org string, n int64, now time.Time)
 			return credits.Debit{}, credits.Balance{}, fmt.Errorf("debit: %w", err)
 		}
 		// An organization without an item decodes to an empty balance and
-		// so to ErrInsufficient on the next plan.
+		// so to ErrInsufficient on the next plan, which is then final.
+		known = false
 		if view, err = decodeBalance(ccf.Item); err != nil {
 			return credits.Debit{}, credits.Balance{}, err
 		}

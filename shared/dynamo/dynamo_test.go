@@ -14,6 +14,7 @@ import (
 	"github.com/contactlevel/metering/shared/credits"
 	"github.com/contactlevel/metering/shared/ddbtest"
 	"github.com/contactlevel/metering/shared/dynamo"
+	"github.com/contactlevel/metering/shared/testkeys"
 )
 
 var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -242,6 +243,7 @@ func TestKeysLookup(t *testing.T) {
 	s := ddbtest.New(t)
 	keys := dynamo.Keys{Client: s.Client, Table: s.Tables.Keys}
 	k, rec, err := apikey.Issue("org_1", "ci", now, now.Add(90*time.Minute+500*time.Millisecond))
+	testkeys.Record(t, string(k))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,11 +63,17 @@ func Endpoints(ctx context.Context, getenv func(string) string) (lambda.Handler,
 	if err != nil {
 		return nil, err
 	}
+	balances := &dynamo.Credits{Client: client, Table: tables.Orgs}
+	var idem api.IdempotencyStore
+	if tables.Idempotency != "" {
+		idem = &dynamo.Idempotency{Client: client, Table: tables.Idempotency, Credits: balances}
+	}
 	h := api.New(api.Deps{
-		Credits:   &dynamo.Credits{Client: client, Table: tables.Orgs},
-		Contacts:  dynamo.Contacts{Client: client, Table: tables.Contacts},
-		Audiences: dynamo.Audiences{Client: client, Table: tables.Audiences},
-		Log:       Logger(getenv),
+		Credits:     balances,
+		Idempotency: idem,
+		Contacts:    dynamo.Contacts{Client: client, Table: tables.Contacts},
+		Audiences:   dynamo.Audiences{Client: client, Table: tables.Audiences},
+		Log:         Logger(getenv),
 	})
 	return lambda.NewHandler(httpadapter.New(h).ProxyWithContext), nil
 }
@@ -101,7 +107,7 @@ func DynamoDB(ctx context.Context) (*dynamodb.Client, error) {
 		// the SDK then only warns and drops the connection. Against AWS the
 		// check stays on.
 		o.DisableValidateResponseChecksum = cfg.BaseEndpoint != nil || os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") != ""
-	}), nil
+	}, Resilient), nil
 }
 
 // Logger writes JSON lines to stdout, which Lambda ships to CloudWatch, at

@@ -14,6 +14,7 @@ import (
 	"github.com/contactlevel/metering/shared/ddbtest"
 	"github.com/contactlevel/metering/shared/dynamo"
 	"github.com/contactlevel/metering/shared/lambdas"
+	"github.com/contactlevel/metering/shared/testkeys"
 )
 
 // sampleEvents names the file in events/ that `sam local invoke` uses for
@@ -69,6 +70,7 @@ func TestSampleEvents(t *testing.T) {
 					t.Fatal(err)
 				}
 				raw, _ := apikey.Parse(req.Headers["X-Api-Key"])
+				testkeys.Record(t, string(raw))
 				_, rec, _ := apikey.Issue("org_demo", "sample", time.Now(), time.Time{})
 				rec.Hash = raw.Hash()
 				if err := (dynamo.Keys{Client: s.Client, Table: s.Tables.Keys}).Put(ctx, rec); err != nil {

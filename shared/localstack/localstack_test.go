@@ -26,6 +26,7 @@ import (
 	"github.com/contactlevel/metering/shared/ddbtest"
 	"github.com/contactlevel/metering/shared/dynamo"
 	"github.com/contactlevel/metering/shared/localstack"
+	"github.com/contactlevel/metering/shared/testkeys"
 )
 
 const unauthorized = `{"detail": "Invalid or missing API key"}`
@@ -77,6 +78,7 @@ func (e *env) key(org string, mutate func(*apikey.Record)) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	testkeys.Record(e.t, string(k))
 	if mutate != nil {
 		mutate(&rec)
 	}

@@ -60,6 +60,8 @@ func TestFunctionEnv(t *testing.T) {
 		"CONTACTS_TABLE":  "ContactsTable", // no entry: the logical ID
 		"AUDIENCES_TABLE": "AudiencesTable",
 		"LOG_LEVEL":       "DEBUG",
+
+		"IDEMPOTENCY_TABLE": "IdempotencyTable",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("FunctionEnv = %v, want %v", got, want)
