@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"time"
 )
 
@@ -94,4 +95,67 @@ func RolloverShard(org string, shards int) int {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(org))
 	return int(h.Sum32() % uint32(shards))
+}
+
+// Rollover is what one organization's rollover for a period changes: the
+// subscription credits added and the expired bonus grants removed.
+type Rollover struct {
+	Period Period
+	Plan   Plan
+	Before Balance
+	// Amount is the subscription credits added, possibly 0 at the cap.
+	Amount int64
+	// Expired are the grants removed, with what was left of them.
+	Expired []Grant
+	At      time.Time
+}
+
+// maxExpiredPerRollover keeps one organization's rollover within one
+// DynamoDB transaction (100 items, one for the organization and one ledger
+// entry per grant); any further expired grants go at the next rollover, and
+// count for nothing meanwhile.
+const maxExpiredPerRollover = 90
+
+// PlanRollover decides the rollover for period p of an organization on plan
+// with balance b, at now.
+func PlanRollover(plan Plan, b Balance, p Period, now time.Time) Rollover {
+	exp := b.ExpiredGrants(now)
+	if len(exp) > maxExpiredPerRollover {
+		exp = exp[:maxExpiredPerRollover]
+	}
+	return Rollover{Period: p, Plan: plan, Before: b, Amount: plan.RolloverAmount(b.Subscription), Expired: exp, At: now}
+}
+
+// After is the balance once r is applied.
+func (r Rollover) After() Balance {
+	out := r.Before
+	out.Subscription += r.Amount
+	out.Bonus = nil
+	for _, g := range r.Before.Bonus {
+		if !slices.ContainsFunc(r.Expired, func(e Grant) bool { return e.ID == g.ID }) {
+			out.Bonus = append(out.Bonus, g)
+		}
+	}
+	return out
+}
+
+// Entries are the ledger lines that record r for org: one expiry per
+// removed grant that still held credits, then the rollover itself (even when
+// the cap made it 0, so that the ledger shows the period was handled).
+func (r Rollover) Entries(org string) []Entry {
+	total := r.Before.Total(r.At) // expired grants already counted for nothing
+	var out []Entry
+	for _, g := range r.Expired {
+		if g.Remaining == 0 {
+			continue
+		}
+		out = append(out, Entry{
+			ID: "expiry-" + r.Period.String() + "-" + g.ID, OrgID: org, At: r.At, Type: EntryExpiry,
+			Bucket: Bonus, GrantID: g.ID, Amount: -g.Remaining, Period: r.Period.String(), BalanceAfter: total,
+		})
+	}
+	return append(out, Entry{
+		ID: "rollover-" + r.Period.String(), OrgID: org, At: r.At, Type: EntryRollover,
+		Bucket: Subscription, Amount: r.Amount, Period: r.Period.String(), BalanceAfter: total + r.Amount,
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -343,6 +344,9 @@ func (c *Credits) Open(ctx context.Context, org, name string, plan credits.Plan,
 		item[attrPlanID] = &types.AttributeValueMemberS{Value: plan.ID}
 		item[attrPlanMonthly] = &types.AttributeValueMemberN{Value: strconv.FormatInt(plan.Monthly, 10)}
 		item[attrPlanCap] = &types.AttributeValueMemberN{Value: strconv.FormatInt(plan.RolloverCap, 10)}
+		// The opening balance stands for this month's allotment: the first
+		// rollover is next month's (see rollover.go).
+		maps.Copy(item, rolloverAttrs(org, credits.PeriodOf(now)))
 	}
 	cond, err := expression.NewBuilder().WithCondition(expression.AttributeNotExists(expression.Name("org_id"))).Build()
 	if err != nil {
