@@ -203,10 +203,14 @@ func decodeAccount(item map[string]types.AttributeValue) (RolloverAccount, error
 // grants are removed, it is marked as rolled over for p, and the ledger
 // records each change, all in one transaction. The transaction's condition
 // holds only while the organization has not had p (or a later period) and
-// its balance is what the plan was computed from, so a period is granted at
-// most once however many runs overlap, and a debit landing in between makes
-// it read again and recompute rather than be lost. With dry set nothing is
-// written and the outcome says what would be.
+// still has what the amounts were computed from, so a period is granted at
+// most once however many runs overlap, and the update is relative, so a
+// debit landing in between is kept. With dry set nothing is written and
+// the outcome says what would be.
+//
+// The ledger's balance_after is the balance read plus this change: debits
+// are not ledger entries, and one landing between the read and the write
+// shows only in the next entry's balance_after.
 func (r Rollovers) Roll(ctx context.Context, a RolloverAccount, p credits.Period, now time.Time, dry bool) (RolloverOutcome, error) {
 	for attempt := range maxRolloverAttempts {
 		switch {
@@ -261,21 +265,30 @@ func (r Rollovers) rolloverInput(a RolloverAccount, ro credits.Rollover) (*dynam
 		expression.Name(attrPlanID).Equal(expression.Value(a.Plan.ID)),
 		numberIs(attrPlanMonthly, a.Plan.Monthly),
 		numberIs(attrPlanCap, a.Plan.RolloverCap),
-		// The balance is what the amount and the ledger's balance_after
-		// were computed from. Relative updates below keep the write right
-		// even so; the condition is what makes the ledger exact.
-		numberIs(attrSubscription, b.Subscription),
-		numberIs(attrPurchased, b.Purchased),
-		revCondition(b.BonusRev),
 	)
-	for _, g := range b.Bonus {
-		cond = cond.And(expression.Name(attrBonus + "." + g.ID + ".n").Equal(expression.Value(g.Remaining)))
-	}
+	// The condition pins only what the amounts depend on, never a balance
+	// that concurrent debits merely lower: the subscription is added to,
+	// not overwritten, so a debit landing between the read and this write
+	// stays taken, and a customer charging non-stop cannot hold the
+	// rollover off.
 	sub := expression.Name(attrSubscription)
 	upd := expression.Set(sub, sub.Plus(expression.Value(ro.Amount)))
-	if b.Subscription == 0 {
-		// The condition allows an absent subscription, which cannot be added to.
+	switch {
+	case b.Subscription == 0:
+		// Possibly absent (nothing to add to); debits cannot lower 0.
+		cond = cond.And(numberIs(attrSubscription, 0))
 		upd = expression.Set(sub, expression.Value(ro.Amount))
+	case ro.Amount < a.Plan.Monthly:
+		// The cap cut the amount to what fits above this subscription; a
+		// debit since would leave room for more, so recompute.
+		cond = cond.And(sub.Equal(expression.Value(b.Subscription)))
+	default:
+		cond = cond.And(sub.AttributeExists())
+	}
+	for _, g := range ro.Expired {
+		// The ledger records what was left: refunds may still add to an
+		// expired grant (debits never take from one).
+		cond = cond.And(expression.Name(attrBonus + "." + g.ID + ".n").Equal(expression.Value(g.Remaining)))
 	}
 	for k, v := range rolloverAttrs(a.Org, ro.Period) {
 		upd = upd.Set(expression.Name(k), expression.Value(v))
