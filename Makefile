@@ -14,7 +14,8 @@ FUNCTIONS := \
 	AuthorizerFunction:authorizer \
 	CreditsFunction:credits \
 	ContactsFunction:contacts \
-	AudiencesFunction:audiences
+	AudiencesFunction:audiences \
+	RolloverFunction:rollover
 
 GO          ?= go
 GOBUILD     := GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"

@@ -32,6 +32,7 @@ var Registry = map[string]Constructor{
 	"CreditsFunction":    Endpoints,
 	"ContactsFunction":   Endpoints,
 	"AudiencesFunction":  Endpoints,
+	"RolloverFunction":   Rollover,
 }
 
 // Authorizer builds the REQUEST authorizer.
