@@ -282,6 +282,10 @@ func (r Rollovers) rolloverInput(a RolloverAccount, ro credits.Rollover) (*dynam
 		// The cap cut the amount to what fits above this subscription; a
 		// debit since would leave room for more, so recompute.
 		cond = cond.And(sub.Equal(expression.Value(b.Subscription)))
+	case a.Plan.RolloverCap > 0:
+		// The full allotment fits under the cap; debits only widen the
+		// room, and a refund that narrowed it makes this recompute.
+		cond = cond.And(sub.LessThanEqual(expression.Value(a.Plan.RolloverCap - ro.Amount)))
 	default:
 		cond = cond.And(sub.AttributeExists())
 	}
