@@ -15,7 +15,8 @@ FUNCTIONS := \
 	CreditsFunction:credits \
 	ContactsFunction:contacts \
 	AudiencesFunction:audiences \
-	AdminFunction:admin
+	AdminFunction:admin \
+	RolloverFunction:rollover
 
 GO          ?= go
 GOBUILD     := GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
@@ -54,7 +55,7 @@ $(foreach f,$(FUNCTIONS),$(eval $(call FUNCTION_RULES,$(f))))
 
 BOOTSTRAPS := $(foreach f,$(FUNCTIONS),bin/$(call fn_id,$(f))/bootstrap)
 
-.PHONY: help build run admin test fuzz vet unit lint fmt ddb-start ddb-stop clean FORCE
+.PHONY: help build run admin test fuzz vet unit lint fmt ddb-start ddb-stop clean rollover bench-rollover FORCE
 FORCE:
 
 ## help: this list
@@ -126,6 +127,24 @@ ddb-start:
 
 ddb-stop:
 	@$(DDB) stop
+
+## rollover: run a month's subscription rollover by hand against DynamoDB Local
+## (make run's, port 8000), e.g. make rollover ARGS='--period 2026-12 --dry-run'
+rollover:
+	@$(GO) run ./infra/rollover $(ARGS)
+
+## bench-rollover: roll over BENCH_N organizations (100000) on an in-memory
+## DynamoDB Local on BENCH_DDB_PORT, next to the bare UpdateItem loop (the ceiling)
+BENCH_DDB_PORT ?= 8766
+BENCH_N ?= 100000
+bench-rollover:
+	@set -euo pipefail; \
+	state=$$($(DDB) --port $(BENCH_DDB_PORT) --in-memory ensure); \
+	if [[ $$state == started ]]; then trap '$(DDB) --port $(BENCH_DDB_PORT) stop' EXIT; fi; \
+	unset AWS_PROFILE AWS_SESSION_TOKEN; \
+	export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(BENCH_DDB_PORT) AWS_REGION=us-east-1 \
+		AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_EC2_METADATA_DISABLED=true; \
+	$(GO) run ./infra/bench/rollover -n $(BENCH_N) $(ARGS)
 
 ## clean: build outputs (keeps the DynamoDB Local download and the local data)
 clean:

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -54,32 +53,12 @@ type orgProfile struct {
 	PlanCap     int64  `dynamodbav:"plan_cap"`
 }
 
-// orgItem is the organization item Open and Create write.
-func orgItem(org, name string, plan credits.Plan, b credits.Balance, now time.Time) (map[string]types.AttributeValue, error) {
-	item, err := EncodeBalance(b)
-	if err != nil {
-		return nil, err
-	}
-	item["org_id"] = &types.AttributeValueMemberS{Value: org}
-	item["sk"] = &types.AttributeValueMemberS{Value: OrgSK}
-	item["name"] = &types.AttributeValueMemberS{Value: name}
-	item["created_at"] = &types.AttributeValueMemberS{Value: formatTime(now)}
-	if plan.ID != "" {
-		// The plan's terms are copied onto the organization so that a
-		// rollover reads and writes one item.
-		item[attrPlanID] = &types.AttributeValueMemberS{Value: plan.ID}
-		item[attrPlanMonthly] = &types.AttributeValueMemberN{Value: strconv.FormatInt(plan.Monthly, 10)}
-		item[attrPlanCap] = &types.AttributeValueMemberN{Value: strconv.FormatInt(plan.RolloverCap, 10)}
-	}
-	return item, nil
-}
-
 // Create makes a new organization on plan with the plan's monthly allotment
 // as its opening subscription balance, the ledger entry opening records, and
 // whatever else must exist with it (the first key), all in one transaction.
 // It fails with ErrExists if the organization exists, and then writes nothing.
 func (o Orgs) Create(ctx context.Context, org, name string, plan credits.Plan, opening credits.Entry, with ...types.TransactWriteItem) error {
-	item, err := orgItem(org, name, plan, credits.Balance{Subscription: opening.Amount}, opening.At)
+	item, err := OrgItem(org, name, plan, credits.Balance{Subscription: opening.Amount}, opening.At)
 	if err != nil {
 		return err
 	}

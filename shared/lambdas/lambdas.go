@@ -35,6 +35,7 @@ var Registry = map[string]Constructor{
 	"ContactsFunction":   Endpoints,
 	"AudiencesFunction":  Endpoints,
 	"AdminFunction":      Admin,
+	"RolloverFunction":   Rollover,
 }
 
 // Authorizer builds the REQUEST authorizer.

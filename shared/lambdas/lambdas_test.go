@@ -14,6 +14,7 @@ import (
 	"github.com/contactlevel/metering/shared/ddbtest"
 	"github.com/contactlevel/metering/shared/dynamo"
 	"github.com/contactlevel/metering/shared/lambdas"
+	"github.com/contactlevel/metering/shared/rollover"
 	"github.com/contactlevel/metering/shared/testkeys"
 )
 
@@ -25,6 +26,7 @@ var sampleEvents = map[string]string{
 	"ContactsFunction":   "contacts-create.json",
 	"AudiencesFunction":  "audiences-create.json",
 	"AdminFunction":      "admin-org-show.json",
+	"RolloverFunction":   "rollover.json",
 }
 
 func TestEveryTemplateFunctionIsRegisteredWithASampleEvent(t *testing.T) {
@@ -85,6 +87,13 @@ func TestSampleEvents(t *testing.T) {
 				var res events.APIGatewayCustomAuthorizerResponse
 				if err := json.Unmarshal(out, &res); err != nil || res.PolicyDocument.Statement[0].Effect != "Allow" || res.Context["org_id"] != "org_demo" {
 					t.Fatalf("authorizer answered %s (%v)", out, err)
+				}
+				return
+			}
+			if fn == "RolloverFunction" {
+				var rep rollover.Report
+				if err := json.Unmarshal(out, &rep); err != nil || !rep.Done || rep.Period != "2026-12" {
+					t.Fatalf("rollover answered %s (%v)", out, err)
 				}
 				return
 			}

@@ -35,7 +35,7 @@ func TestParameters(t *testing.T) {
 
 func TestFunctions(t *testing.T) {
 	tpl := load(t)
-	want := []string{"AuthorizerFunction", "CreditsFunction", "ContactsFunction", "AudiencesFunction", "AdminFunction"}
+	want := []string{"AuthorizerFunction", "CreditsFunction", "ContactsFunction", "AudiencesFunction", "AdminFunction", "RolloverFunction"}
 	if got := tpl.Functions(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Functions() = %v, want %v", got, want)
 	}
