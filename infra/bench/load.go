@@ -265,6 +265,7 @@ const (
 	pathOff     = "2 e2e, cache off"
 	pathWarm    = "3 e2e, cache warm"
 	pathWrites  = "  ref: UpdateItem+PutItem"
+	pathAll     = "  ref: GetItem+UpdateItem+PutItem"
 )
 
 // cell is one path at one concurrency.
@@ -276,7 +277,7 @@ type cell struct {
 
 // throughput runs every path at every concurrency, interleaved so that a
 // change in the machine's load during the run hits all paths alike.
-func throughput(ctx context.Context, fx fixture, o options, stderr io.Writer) ([]cell, error) {
+func throughput(ctx context.Context, fx fixture, o options, clock cpuClock, stderr io.Writer) ([]cell, error) {
 	off, err := serve(ctx, fx, "0", fx.endpoint)
 	if err != nil {
 		return nil, err
@@ -309,6 +310,7 @@ func throughput(ctx context.Context, fx fixture, o options, stderr io.Writer) ([
 		_, err := clients[w].UpdateItem(ctx, ceilingIn)
 		return err
 	}
+	hash := fx.key.Hash()
 	writes := func(ctx context.Context, w int) error {
 		if _, err := clients[w].UpdateItem(ctx, ceilingIn); err != nil {
 			return err
@@ -319,6 +321,22 @@ func throughput(ctx context.Context, fx fixture, o options, stderr io.Writer) ([
 		})
 	}
 
+	// DynamoDB Local's JVM compiles its hot paths during the first seconds
+	// of load; warm it up on the mix of calls the paths make, so that the
+	// first cell measured (the ceiling at the lowest concurrency) is not
+	// also the one that pays for it.
+	if o.jvmWarmup > 0 {
+		fmt.Fprintf(stderr, "bench: warming up DynamoDB Local for %v\n", o.jvmWarmup)
+		client := httpClient(8)
+		measure(ctx, 8, o.jvmWarmup, func(ctx context.Context, w int) error {
+			if w%2 == 0 {
+				return post(ctx, client, off.url, string(fx.key), http.StatusOK)
+			}
+			return ceiling(ctx, w)
+		})
+		client.CloseIdleConnections()
+	}
+
 	var cells []cell
 	for _, c := range o.concurrency {
 		client := httpClient(c)
@@ -327,7 +345,7 @@ func throughput(ctx context.Context, fx fixture, o options, stderr io.Writer) ([
 				return post(ctx, client, a.url, string(fx.key), http.StatusOK)
 			}
 		}
-		for _, p := range []struct {
+		paths := []struct {
 			name string
 			do   func(context.Context, int) error
 		}{
@@ -335,13 +353,36 @@ func throughput(ctx context.Context, fx fixture, o options, stderr io.Writer) ([
 			{pathOff, e2e(off)},
 			{pathWarm, e2e(warm)},
 			{pathWrites, writes},
-		} {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			fmt.Fprintf(stderr, "bench: concurrency %d, %s\n", c, p.name)
+			{pathAll, func(ctx context.Context, w int) error {
+				keys := dynamo.Keys{Client: clients[w], Table: fx.tables.Keys}
+				if _, err := keys.Lookup(ctx, hash); err != nil {
+					return err
+				}
+				return writes(ctx, w)
+			}},
+		}
+		for _, p := range paths {
 			measure(ctx, c, o.warmup, p.do)
-			cells = append(cells, cell{path: p.name, conc: c, stats: measure(ctx, c, o.duration, p.do)})
+		}
+		// Each path's time is spread over rounds that take turns, so that
+		// whatever else the machine does during the run falls on every
+		// path alike rather than on whichever ran at the time.
+		got := make([]stats, len(paths))
+		for round := range o.rounds {
+			for i, p := range paths {
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				fmt.Fprintf(stderr, "bench: concurrency %d, round %d/%d, %s\n", c, round+1, o.rounds, p.name)
+				before := clock.now()
+				st := measure(ctx, c, o.duration/time.Duration(o.rounds), p.do)
+				after := clock.now()
+				st.goCPU, st.jvmCPU = after.self-before.self, after.jvm-before.jvm
+				got[i] = got[i].add(st)
+			}
+		}
+		for i, p := range paths {
+			cells = append(cells, cell{path: p.name, conc: c, stats: got[i].summarise()})
 		}
 		client.CloseIdleConnections()
 	}
@@ -355,6 +396,41 @@ type stats struct {
 	firstErr error
 	elapsed  time.Duration
 	p50, p99 time.Duration
+	lat      []time.Duration // sorted by summarise
+	// CPU time this process and DynamoDB Local spent during the measurement.
+	goCPU, jvmCPU time.Duration
+}
+
+// add merges another measurement of the same path.
+func (s stats) add(o stats) stats {
+	s.n += o.n
+	s.errors += o.errors
+	if s.firstErr == nil {
+		s.firstErr = o.firstErr
+	}
+	s.elapsed += o.elapsed
+	s.goCPU += o.goCPU
+	s.jvmCPU += o.jvmCPU
+	s.lat = append(s.lat, o.lat...)
+	return s
+}
+
+// summarise computes the percentiles.
+func (s stats) summarise() stats {
+	slices.Sort(s.lat)
+	if len(s.lat) > 0 {
+		s.p50 = s.lat[len(s.lat)*50/100]
+		s.p99 = s.lat[min(len(s.lat)-1, len(s.lat)*99/100)]
+	}
+	return s
+}
+
+// perRequest is d spread over the requests made.
+func (s stats) perRequest(d time.Duration) time.Duration {
+	if s.n == 0 {
+		return 0
+	}
+	return d / time.Duration(s.n)
 }
 
 func (s stats) rate() float64 {
@@ -392,17 +468,11 @@ func measure(ctx context.Context, conc int, d time.Duration, do func(ctx context
 		}()
 	}
 	wg.Wait()
-	s := stats{elapsed: time.Since(start)}
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	s.n = len(all)
+	s := stats{elapsed: time.Since(start), lat: slices.Concat(lat...)}
+	s.n = len(s.lat)
 	for _, e := range errs {
 		s.errors += e
 	}
 	s.firstErr, _ = firstErr.Load().(error)
-	if len(all) > 0 {
-		s.p50 = all[len(all)*50/100]
-		s.p99 = all[min(len(all)-1, len(all)*99/100)]
-	}
-	return s
+	return s.summarise()
 }

@@ -64,6 +64,8 @@ type options struct {
 	ddbEndpoint string
 	duration    time.Duration
 	warmup      time.Duration
+	jvmWarmup   time.Duration
+	rounds      int
 	concurrency []int
 	template    string
 	cpuProfile  string
@@ -89,6 +91,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.StringVar(&o.ddbEndpoint, "ddb-endpoint", "", "use the DynamoDB at this URL instead of starting one (fresh prefixed tables are made there)")
 	fs.DurationVar(&o.duration, "duration", 5*time.Second, "measured time of each cell")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured time before each cell (starts execution environments, fills caches)")
+	fs.DurationVar(&o.jvmWarmup, "jvm-warmup", 5*time.Second, "unmeasured load before the first cell, while DynamoDB Local's JVM compiles its hot paths")
+	fs.IntVar(&o.rounds, "rounds", 5, "turns the paths take within each concurrency; each path's -duration is split over them")
 	conc := fs.String("concurrency", "1,8,32", "comma-separated numbers of concurrent clients")
 	fs.StringVar(&o.template, "template", "template.yaml", "SAM template")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (gateway, functions and load) to this file")
@@ -109,8 +113,8 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 		}
 		o.concurrency = append(o.concurrency, n)
 	}
-	if o.duration <= 0 {
-		return o, errors.New("-duration must be positive")
+	if o.duration <= 0 || o.rounds < 1 {
+		return o, errors.New("-duration and -rounds must be positive")
 	}
 	return o, nil
 }
@@ -157,6 +161,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 
 	endpoint := o.ddbEndpoint
 	ddbNote := "given endpoint " + endpoint
+	var clock cpuClock
 	if endpoint == "" {
 		script := filepath.Join(root, "infra", "dynamodb-local.sh")
 		if err := dynamoDBLocal(script, o.ddbPort, "start", io.Discard, stderr); err != nil {
@@ -168,6 +173,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			}
 		}()
 		endpoint = fmt.Sprintf("http://127.0.0.1:%d", o.ddbPort)
+		clock.jvmPid = jvmPid(root, o.ddbPort)
 		ddbNote = fmt.Sprintf("DynamoDB Local in memory on port %d, started for this run", o.ddbPort)
 	}
 
@@ -203,8 +209,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	fmt.Fprintf(stderr, "bench: tables %s…, organization %s, %s\n", fx.tables.Orgs, benchOrg, ddbNote)
 
 	var rep report
-	rep.header = fmt.Sprintf("nproc %d, GOMAXPROCS %d, %s/%s, %s; %v per cell after %v warm-up; %s",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version(), o.duration, o.warmup, ddbNote)
+	rep.header = fmt.Sprintf("nproc %d, GOMAXPROCS %d, %s/%s, %s; %v per cell in %d rounds after %v warm-up; %s",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version(), o.duration, o.rounds, o.warmup, ddbNote)
 
 	fmt.Fprintln(stderr, "bench: counting DynamoDB calls")
 	if rep.calls, err = countCalls(ctx, fx, o.malformed); err != nil {
@@ -213,7 +219,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if rep.cells, err = throughput(ctx, fx, o, stderr); err != nil {
+	if rep.cells, err = throughput(ctx, fx, o, clock, stderr); err != nil {
 		return err
 	}
 	if o.sizes != "" {

@@ -52,7 +52,7 @@ func (r report) print(w io.Writer) {
 
 	fmt.Fprintln(w, "\nThroughput and latency (POST /api/contacts/create; ratio = req/s over the ceiling's at the same concurrency):")
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "conc\tpath\treq/s\tp50 ms\tp99 ms\trequests\terrors\tratio\t")
+	fmt.Fprintln(tw, "conc\tpath\treq/s\tp50 ms\tp99 ms\trequests\terrors\tratio\tGo CPU µs/req\tJVM CPU µs/req\t")
 	ceiling := map[int]float64{}
 	for _, c := range r.cells {
 		if c.path == pathCeiling {
@@ -65,7 +65,12 @@ func (r report) print(w io.Writer) {
 		if c.path != pathCeiling && ceiling[c.conc] > 0 {
 			ratio = fmt.Sprintf("%.2f", c.rate()/ceiling[c.conc])
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%d\t%d\t%s\t\n", c.conc, c.path, c.rate(), ms(c.p50), ms(c.p99), c.n, c.errors, ratio)
+		jvm := "-"
+		if c.jvmCPU > 0 {
+			jvm = fmt.Sprint(c.perRequest(c.jvmCPU).Microseconds())
+		}
+		fmt.Fprintf(tw, "%d\t%-33s\t%.0f\t%s\t%s\t%d\t%d\t%s\t%d\t%s\t\n", c.conc, c.path, c.rate(), ms(c.p50), ms(c.p99), c.n, c.errors, ratio,
+			c.perRequest(c.goCPU).Microseconds(), jvm)
 		if c.firstErr != nil {
 			firstErrs = append(firstErrs, fmt.Sprintf("  %s at %d: %v", c.path, c.conc, c.firstErr))
 		}
@@ -73,7 +78,9 @@ func (r report) print(w io.Writer) {
 	tw.Flush()
 	fmt.Fprintln(w, "Targets: 2/1 >= 0.5, 3/1 >= 0.8. Path 1 is one write per request; path 2 is a GetItem,")
 	fmt.Fprintln(w, "the same UpdateItem and a PutItem of the contact; path 3 the two writes. The ref row")
-	fmt.Fprintln(w, "sends those two writes bare, the most path 3 could reach.")
+	fmt.Fprintln(w, "sends those two writes bare, the most path 3 could reach; the second adds the GetItem, for path 2.")
+	fmt.Fprintln(w, "CPU per request: this process (load generator, gateway, functions, SDK) and DynamoDB Local's JVM;")
+	fmt.Fprintln(w, "on a machine whose cores are all busy, their sum bounds the rate.")
 	for _, e := range firstErrs {
 		fmt.Fprintln(w, "first error"+e)
 	}
