@@ -23,19 +23,29 @@ type stubKeys struct{ rec apikey.Record }
 func (s stubKeys) Lookup(context.Context, string) (apikey.Record, error) { return s.rec, nil }
 
 // BenchmarkInvoke is one authorization as the Lambda runtime runs it: the
-// sample event's JSON decoded by lambda.NewHandler, the header found, the key
-// parsed and hashed, the record judged, the log line written and the policy
-// encoded. Only the lookup is stubbed.
+// sample event's JSON decoded, the header found, the key parsed and hashed,
+// the record judged, the log line written and the policy encoded. Only the
+// lookup is stubbed.
 //
 //	go test -run '^$' -bench . -benchmem ./shared/authorizer
 func BenchmarkInvoke(b *testing.B) {
+	benchAllow(b, func(a *authorizer.Authorizer) lambda.Handler { return a })
+}
+
+// BenchmarkNewHandler is the same through lambda.NewHandler(a.Handle), which
+// decodes the whole event type: the cost Invoke avoids.
+func BenchmarkNewHandler(b *testing.B) {
+	benchAllow(b, func(a *authorizer.Authorizer) lambda.Handler { return lambda.NewHandler(a.Handle) })
+}
+
+func benchAllow(b *testing.B, handler func(*authorizer.Authorizer) lambda.Handler) {
 	event, key := sampleEvent(b)
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	rec := apikey.Record{Hash: key.Hash(), ID: "key_0123456789abcdef", OrgID: "org_demo", Display: key.Display(), Created: now.Add(-time.Hour)}
 	// The production logger writes JSON lines; io.Discard keeps their
 	// formatting cost in the measurement and the output out of it.
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	h := lambda.NewHandler(authorizer.New(stubKeys{rec}, func() time.Time { return now }, log).Handle)
+	h := handler(authorizer.New(stubKeys{rec}, func() time.Time { return now }, log))
 	ctx := context.Background()
 	out, err := h.Invoke(ctx, event)
 	if err != nil || !bytes.Contains(out, []byte(`"Allow"`)) {
@@ -56,7 +66,7 @@ func BenchmarkInvokeMalformed(b *testing.B) {
 	bad := string(key[:len(key)-1]) + "x"
 	event = bytes.ReplaceAll(event, []byte(key), []byte(bad))
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	h := lambda.NewHandler(authorizer.New(stubKeys{}, time.Now, log).Handle)
+	h := authorizer.New(stubKeys{}, time.Now, log)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
