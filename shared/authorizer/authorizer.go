@@ -52,36 +52,41 @@ func New(keys Lookup, now func() time.Time, log *slog.Logger) *Authorizer {
 // customer their good key is bad.
 func (a *Authorizer) Handle(ctx context.Context, req events.APIGatewayCustomAuthorizerRequestTypeRequest) (events.APIGatewayCustomAuthorizerResponse, error) {
 	raw, ok := KeyFromHeaders(req.Headers, req.MultiValueHeaders)
-	return a.decide(ctx, raw, ok, req.MethodArn, req.RequestContext.RequestID)
+	rec, err := a.decide(ctx, raw, ok, req.RequestContext.RequestID)
+	if err != nil {
+		return events.APIGatewayCustomAuthorizerResponse{}, err
+	}
+	return Allow(rec, req.MethodArn), nil
 }
 
 // decide is Handle once the key has been found among the headers (ok false
-// when it was absent or ambiguous).
-func (a *Authorizer) decide(ctx context.Context, raw string, ok bool, methodArn, requestID string) (events.APIGatewayCustomAuthorizerResponse, error) {
+// when it was absent or ambiguous): the record of a usable key, or the error
+// to return.
+func (a *Authorizer) decide(ctx context.Context, raw string, ok bool, requestID string) (apikey.Record, error) {
 	if !ok {
 		a.logOutcome(ctx, slog.LevelInfo, requestID, nil, "malformed", nil)
-		return events.APIGatewayCustomAuthorizerResponse{}, ErrUnauthorized
+		return apikey.Record{}, ErrUnauthorized
 	}
 	key, err := apikey.Parse(raw)
 	if err != nil {
 		a.logOutcome(ctx, slog.LevelInfo, requestID, nil, "malformed", nil)
-		return events.APIGatewayCustomAuthorizerResponse{}, ErrUnauthorized
+		return apikey.Record{}, ErrUnauthorized
 	}
 	rec, err := a.keys.Lookup(ctx, key.Hash())
 	switch {
 	case errors.Is(err, apikey.ErrNotFound):
 		a.logOutcome(ctx, slog.LevelInfo, requestID, nil, "unknown", nil)
-		return events.APIGatewayCustomAuthorizerResponse{}, ErrUnauthorized
+		return apikey.Record{}, ErrUnauthorized
 	case err != nil:
 		a.logOutcome(ctx, slog.LevelError, requestID, nil, "error", err)
-		return events.APIGatewayCustomAuthorizerResponse{}, err
+		return apikey.Record{}, err
 	}
 	if !rec.Usable(a.now()) {
 		a.logOutcome(ctx, slog.LevelInfo, requestID, &rec, "expired_or_revoked", nil)
-		return events.APIGatewayCustomAuthorizerResponse{}, ErrUnauthorized
+		return apikey.Record{}, ErrUnauthorized
 	}
 	a.logOutcome(ctx, slog.LevelInfo, requestID, &rec, "allow", nil)
-	return Allow(rec, methodArn), nil
+	return rec, nil
 }
 
 // logOutcome writes the one "authorize" line of a request: its id, the
@@ -129,11 +134,17 @@ func StageArn(methodArn string) string {
 	if colon < 0 {
 		return methodArn
 	}
-	parts := strings.SplitN(methodArn[colon+1:], "/", 3)
-	if len(parts) < 2 {
+	// api/stage is everything up to the second slash after the colon.
+	rest := methodArn[colon+1:]
+	api := strings.IndexByte(rest, '/')
+	if api < 0 {
 		return methodArn
 	}
-	return methodArn[:colon+1] + parts[0] + "/" + parts[1] + "/*/*"
+	stage := strings.IndexByte(rest[api+1:], '/')
+	if stage < 0 {
+		stage = len(rest) - api - 1
+	}
+	return methodArn[:colon+1] + rest[:api+1+stage] + "/*/*"
 }
 
 // KeyFromHeaders finds the key among the request's headers, whatever the

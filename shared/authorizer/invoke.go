@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+
+	"github.com/aws/aws-lambda-go/events"
 )
 
 // Invoke makes the authorizer a lambda.Handler. It does what
@@ -21,11 +23,30 @@ func (a *Authorizer) Invoke(ctx context.Context, payload []byte) ([]byte, error)
 		values = req.Headers.Key
 	}
 	raw, ok := keyFrom(values)
-	res, err := a.decide(ctx, raw, ok, req.MethodArn, req.RequestContext.RequestID)
+	rec, err := a.decide(ctx, raw, ok, req.RequestContext.RequestID)
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(res)
+	allow := Allow(rec, req.MethodArn)
+	return json.Marshal(allowResponse{
+		PrincipalID:    allow.PrincipalID,
+		PolicyDocument: allow.PolicyDocument,
+		Context:        allowContext{OrgID: rec.OrgID, KeyID: rec.ID},
+	})
+}
+
+// allowResponse is Allow's response as JSON, with its context as a struct:
+// the same document, without encoding a map.
+type allowResponse struct {
+	PrincipalID    string                                  `json:"principalId"`
+	PolicyDocument events.APIGatewayCustomAuthorizerPolicy `json:"policyDocument"`
+	Context        allowContext                            `json:"context"`
+}
+
+// allowContext is Allow's context: ContextOrgID and ContextKeyID.
+type allowContext struct {
+	OrgID string `json:"org_id"`
+	KeyID string `json:"key_id"`
 }
 
 // invokeEvent is the part of a REQUEST authorizer event the authorizer reads.
