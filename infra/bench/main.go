@@ -174,7 +174,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		}()
 		endpoint = fmt.Sprintf("http://127.0.0.1:%d", o.ddbPort)
 		clock.jvmPid = jvmPid(root, o.ddbPort)
-		ddbNote = fmt.Sprintf("DynamoDB Local in memory on port %d, started for this run", o.ddbPort)
+		ddbNote = fmt.Sprintf("DynamoDB Local in memory on port %d, started for this run with JVM options %q", o.ddbPort, javaOpts())
 	}
 
 	region := getenv("AWS_REGION")
@@ -278,10 +278,26 @@ func newClient(ctx context.Context) (*dynamodb.Client, error) { return lambdas.D
 // dynamoDBLocal runs the script's command (start or stop) on port, in memory.
 func dynamoDBLocal(script string, port int, command string, stdout, stderr io.Writer) error {
 	cmd := exec.Command("bash", script, "--port", strconv.Itoa(port), "--in-memory", command)
+	cmd.Env = append(os.Environ(), "DYNAMODB_JAVA_OPTS="+javaOpts())
 	cmd.Stdout = stdout
 	cmd.Stderr = stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s DynamoDB Local on port %d: %w", command, port, err)
 	}
 	return nil
+}
+
+// defaultJavaOpts make DynamoDB Local reach its steady state within seconds
+// on two cores: C1 only, because the C2 compiler threads otherwise take a
+// core for tens of seconds and turn into noise in whichever cells run
+// meanwhile; the serial collector, because parallel GC threads compete with
+// the Go process for the same cores.
+const defaultJavaOpts = "-XX:+UseSerialGC -XX:TieredStopAtLevel=1"
+
+// javaOpts is DYNAMODB_JAVA_OPTS when set, else defaultJavaOpts.
+func javaOpts() string {
+	if v, ok := os.LookupEnv("DYNAMODB_JAVA_OPTS"); ok {
+		return v
+	}
+	return defaultJavaOpts
 }
