@@ -114,16 +114,21 @@ func (a *Authorizer) logOutcome(ctx context.Context, level slog.Level, requestID
 // under the key and then deny the organization's next, different, path.
 func Allow(rec apikey.Record, methodArn string) events.APIGatewayCustomAuthorizerResponse {
 	return events.APIGatewayCustomAuthorizerResponse{
-		PrincipalID: rec.ID,
-		PolicyDocument: events.APIGatewayCustomAuthorizerPolicy{
-			Version: "2012-10-17",
-			Statement: []events.IAMPolicyStatement{{
-				Action:   []string{"execute-api:Invoke"},
-				Effect:   "Allow",
-				Resource: []string{StageArn(methodArn)},
-			}},
-		},
-		Context: map[string]any{ContextOrgID: rec.OrgID, ContextKeyID: rec.ID},
+		PrincipalID:    rec.ID,
+		PolicyDocument: stagePolicy(methodArn),
+		Context:        map[string]any{ContextOrgID: rec.OrgID, ContextKeyID: rec.ID},
+	}
+}
+
+// stagePolicy allows every method and path of methodArn's stage.
+func stagePolicy(methodArn string) events.APIGatewayCustomAuthorizerPolicy {
+	return events.APIGatewayCustomAuthorizerPolicy{
+		Version: "2012-10-17",
+		Statement: []events.IAMPolicyStatement{{
+			Action:   []string{"execute-api:Invoke"},
+			Effect:   "Allow",
+			Resource: []string{StageArn(methodArn)},
+		}},
 	}
 }
 

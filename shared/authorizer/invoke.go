@@ -27,16 +27,15 @@ func (a *Authorizer) Invoke(ctx context.Context, payload []byte) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	allow := Allow(rec, req.MethodArn)
 	return json.Marshal(allowResponse{
-		PrincipalID:    allow.PrincipalID,
-		PolicyDocument: allow.PolicyDocument,
+		PrincipalID:    rec.ID,
+		PolicyDocument: stagePolicy(req.MethodArn),
 		Context:        allowContext{OrgID: rec.OrgID, KeyID: rec.ID},
 	})
 }
 
-// allowResponse is Allow's response as JSON, with its context as a struct:
-// the same document, without encoding a map.
+// allowResponse is Allow's response with its context as a struct: the same
+// JSON document, without making and encoding a map.
 type allowResponse struct {
 	PrincipalID    string                                  `json:"principalId"`
 	PolicyDocument events.APIGatewayCustomAuthorizerPolicy `json:"policyDocument"`
