@@ -98,15 +98,15 @@ func (k Key) String() string { return k.Display() + "…" }
 // LogValue redacts the key when it is passed to log/slog.
 func (k Key) LogValue() slog.Value { return slog.StringValue(k.String()) }
 
-// checksum is the CRC-32 of head in checksumLen base62 digits; plain integer
-// arithmetic keeps it allocation-free on the authorizer's path.
+// checksum is the CRC-32 of head in checksumLen base62 digits.
 func checksum(head string) string {
 	var out [checksumLen]byte
 	return string(appendChecksum(out[:0], head))
 }
 
-// appendChecksum appends head's checksum to dst; Parse compares it in
-// place, without making a string.
+// appendChecksum appends head's checksum to dst. Plain integer arithmetic
+// and a caller's buffer let Parse, on the authorizer's path, check it
+// without allocating.
 func appendChecksum(dst []byte, head string) []byte {
 	n := crc32.ChecksumIEEE([]byte(head))
 	var out [checksumLen]byte

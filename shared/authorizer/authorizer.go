@@ -46,7 +46,9 @@ func New(keys Lookup, now func() time.Time, log *slog.Logger) *Authorizer {
 	return &Authorizer{keys: keys, now: now, log: log}
 }
 
-// Handle is the Lambda handler. A key that is absent, malformed, unknown,
+// Handle decides a request given as the aws-lambda-go event type; Invoke,
+// which Lambda runs, decides the same way from the event's JSON. A key that
+// is absent, malformed, unknown,
 // expired or revoked yields ErrUnauthorized (401); a storage failure yields
 // another error, which API Gateway answers with a 5XX rather than telling a
 // customer their good key is bad.
