@@ -268,6 +268,9 @@ const (
 	pathAll     = "  ref: GetItem+UpdateItem+PutItem"
 )
 
+// jvmWarmupConc is the concurrency of the JVM warm-up.
+const jvmWarmupConc = 8
+
 // cell is one path at one concurrency.
 type cell struct {
 	path string
@@ -290,7 +293,7 @@ func throughput(ctx context.Context, fx fixture, o options, clock cpuClock, stde
 	defer warm.close()
 
 	// One SDK client per worker, as each execution environment has its own.
-	maxConc := slices.Max(o.concurrency)
+	maxConc := max(slices.Max(o.concurrency), jvmWarmupConc)
 	clients := make([]*dynamodb.Client, maxConc)
 	for i := range clients {
 		if clients[i], err = newClient(ctx); err != nil {
@@ -327,8 +330,8 @@ func throughput(ctx context.Context, fx fixture, o options, clock cpuClock, stde
 	// also the one that pays for it.
 	if o.jvmWarmup > 0 {
 		fmt.Fprintf(stderr, "bench: warming up DynamoDB Local for %v\n", o.jvmWarmup)
-		client := httpClient(8)
-		measure(ctx, 8, o.jvmWarmup, func(ctx context.Context, w int) error {
+		client := httpClient(jvmWarmupConc)
+		measure(ctx, jvmWarmupConc, o.jvmWarmup, func(ctx context.Context, w int) error {
 			if w%2 == 0 {
 				return post(ctx, client, off.url, string(fx.key), http.StatusOK)
 			}

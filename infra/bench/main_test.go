@@ -26,7 +26,7 @@ func TestRunPrintsTheTable(t *testing.T) {
 	var out bytes.Buffer
 	args := []string{
 		"-ddb-endpoint", endpoint, "-template", filepath.Join("..", "..", "template.yaml"),
-		"-duration", "100ms", "-rounds", "2", "-warmup", "0s", "-jvm-warmup", "0s", "-concurrency", "1,2", "-malformed", "30",
+		"-duration", "100ms", "-rounds", "2", "-warmup", "0s", "-jvm-warmup", "50ms", "-concurrency", "1,2", "-malformed", "30",
 	}
 	if err := run(context.Background(), args, &out, io.Discard, os.Getenv); err != nil {
 		t.Fatalf("%v\n%s", err, &out)
