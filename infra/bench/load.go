@@ -126,6 +126,7 @@ func post(ctx context.Context, c *http.Client, base, key string, want int) error
 type callCounts struct {
 	requests int
 	ops      map[string]int64
+	conns    int64 // connections the SDK clients opened to DynamoDB
 }
 
 // calls is the DynamoDB traffic per kind of request.
@@ -137,16 +138,17 @@ type calls struct {
 // counter is a reverse proxy to DynamoDB that counts requests by operation
 // (the X-Amz-Target header of DynamoDB's JSON protocol).
 type counter struct {
-	mu  sync.Mutex
-	ops map[string]int64
+	mu    sync.Mutex
+	ops   map[string]int64
+	conns int64
 }
 
-func (c *counter) take() map[string]int64 {
+func (c *counter) take() (map[string]int64, int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	ops := c.ops
-	c.ops = map[string]int64{}
-	return ops
+	ops, conns := c.ops, c.conns
+	c.ops, c.conns = map[string]int64{}, 0
+	return ops, conns
 }
 
 // countCalls serves the API once more through a counting proxy and sends
@@ -172,7 +174,13 @@ func countCalls(ctx context.Context, fx fixture, malformed int) (calls, error) {
 		cnt.ops[op]++
 		cnt.mu.Unlock()
 		proxy.ServeHTTP(w, r)
-	}), ReadHeaderTimeout: 10 * time.Second}
+	}), ReadHeaderTimeout: 10 * time.Second, ConnState: func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			cnt.mu.Lock()
+			cnt.conns++
+			cnt.mu.Unlock()
+		}
+	}}
 	go func() { _ = psrv.Serve(ln) }()
 	defer psrv.Close()
 	proxyURL := "http://" + ln.Addr().String()
@@ -204,7 +212,8 @@ func countCalls(ctx context.Context, fx fixture, malformed int) (calls, error) {
 				return calls{}, err
 			}
 		}
-		*mode.into = callCounts{requests: valid, ops: cnt.take()}
+		ops, conns := cnt.take()
+		*mode.into = callCounts{requests: valid, ops: ops, conns: conns}
 		if mode.ttl != "0" {
 			a.close()
 			continue
@@ -246,7 +255,8 @@ func countCalls(ctx context.Context, fx fixture, malformed int) (calls, error) {
 		if err, _ := failed.Load().(error); err != nil {
 			return calls{}, fmt.Errorf("malformed key: %w", err)
 		}
-		out.malformed = callCounts{requests: malformed, ops: cnt.take()}
+		ops, conns = cnt.take()
+		out.malformed = callCounts{requests: malformed, ops: ops, conns: conns}
 	}
 	return out, nil
 }
@@ -363,6 +373,14 @@ func throughput(ctx context.Context, fx fixture, o options, clock cpuClock, stde
 				}
 				return writes(ctx, w)
 			}},
+		}
+		if o.paths != "" {
+			paths = slices.DeleteFunc(paths, func(p struct {
+				name string
+				do   func(context.Context, int) error
+			}) bool {
+				return !strings.Contains(o.paths, strings.TrimSpace(p.name)[:1])
+			})
 		}
 		for _, p := range paths {
 			measure(ctx, c, o.warmup, p.do)

@@ -66,6 +66,7 @@ type options struct {
 	warmup      time.Duration
 	jvmWarmup   time.Duration
 	rounds      int
+	paths       string
 	concurrency []int
 	template    string
 	cpuProfile  string
@@ -93,6 +94,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (op
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured time before each cell (starts execution environments, fills caches)")
 	fs.DurationVar(&o.jvmWarmup, "jvm-warmup", 5*time.Second, "unmeasured load before the first cell, while DynamoDB Local's JVM compiles its hot paths")
 	fs.IntVar(&o.rounds, "rounds", 5, "turns the paths take within each concurrency; each path's -duration is split over them")
+	fs.StringVar(&o.paths, "paths", "", "measure only these paths, by number (\"r\" for the reference rows), e.g. 12 or 3r; default all")
 	conc := fs.String("concurrency", "1,8,32", "comma-separated numbers of concurrent clients")
 	fs.StringVar(&o.template, "template", "template.yaml", "SAM template")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (gateway, functions and load) to this file")

@@ -27,7 +27,7 @@ func (r report) print(w io.Writer) {
 
 	fmt.Fprintln(w, "\nDynamoDB calls per request (counted by a proxy in front of DynamoDB):")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  request\trequests\tcalls\tper request\tby operation")
+	fmt.Fprintln(tw, "  request\trequests\tcalls\tper request\tnew connections\tby operation")
 	for _, row := range []struct {
 		name string
 		c    callCounts
@@ -46,7 +46,7 @@ func (r report) print(w io.Writer) {
 		if row.c.requests > 0 {
 			per = float64(total) / float64(row.c.requests)
 		}
-		fmt.Fprintf(tw, "  %s\t%d\t%d\t%.2f\t%s\n", row.name, row.c.requests, total, per, strings.Join(ops, ", "))
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%.2f\t%d\t%s\n", row.name, row.c.requests, total, per, row.c.conns, strings.Join(ops, ", "))
 	}
 	tw.Flush()
 
