@@ -19,7 +19,8 @@ FUNCTIONS := \
 	RolloverFunction:rollover
 
 GO          ?= go
-GOBUILD     := GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
+LAMBDABUILD := CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
+GOBUILD     := GOOS=linux GOARCH=arm64 $(LAMBDABUILD)
 DDB         := infra/dynamodb-local.sh
 # DynamoDB Local for tests: in memory, on its own port, never the demo data.
 TEST_DDB_PORT ?= 8765
@@ -55,7 +56,7 @@ $(foreach f,$(FUNCTIONS),$(eval $(call FUNCTION_RULES,$(f))))
 
 BOOTSTRAPS := $(foreach f,$(FUNCTIONS),bin/$(call fn_id,$(f))/bootstrap)
 
-.PHONY: help build run admin test fuzz vet unit lint fmt ddb-start ddb-stop clean rollover bench-rollover FORCE
+.PHONY: help build run admin test fuzz vet unit lint fmt ddb-start ddb-stop clean rollover bench-rollover bench FORCE
 FORCE:
 
 ## help: this list
@@ -145,6 +146,18 @@ bench-rollover:
 	export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$(BENCH_DDB_PORT) AWS_REGION=us-east-1 \
 		AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_EC2_METADATA_DISABLED=true; \
 	$(GO) run ./infra/bench/rollover -n $(BENCH_N) $(ARGS)
+
+## bench: the request path against DynamoDB's own ceiling, DynamoDB calls
+## per request, bootstrap sizes and start-up times (a few minutes); its own
+## in-memory DynamoDB Local on BENCH_DDB_PORT; flags in BENCH_ARGS
+BENCH_ARGS     ?=
+# Start-up is timed on this machine, so the bootstraps are also built for
+# its own OS and architecture, with the flags of the Lambda build.
+bench: build
+	@set -e; for f in $(FUNCTIONS); do \
+		$(LAMBDABUILD) -o bin/host/$${f%%:*}/bootstrap ./functions/$${f#*:}; \
+	done
+	$(GO) run ./infra/bench -ddb-port $(BENCH_DDB_PORT) -sizes bin -startup bin/host $(BENCH_ARGS)
 
 ## clean: build outputs (keeps the DynamoDB Local download and the local data)
 clean:

@@ -67,7 +67,8 @@ func Parse(s string) (Key, error) {
 		}
 	}
 	head := s[:Len-checksumLen]
-	if checksum(head) != s[Len-checksumLen:] {
+	var sum [checksumLen]byte
+	if string(appendChecksum(sum[:0], head)) != s[Len-checksumLen:] {
 		return "", ErrMalformed
 	}
 	return Key(s), nil
@@ -77,7 +78,9 @@ func Parse(s string) (Key, error) {
 // of the key. 256 random bits make a slow hash unnecessary.
 func (k Key) Hash() string {
 	sum := sha256.Sum256([]byte(k))
-	return hex.EncodeToString(sum[:])
+	var out [2 * sha256.Size]byte
+	hex.Encode(out[:], sum[:])
+	return string(out[:])
 }
 
 // Display is the short prefix safe to show in key listings.
@@ -95,16 +98,23 @@ func (k Key) String() string { return k.Display() + "…" }
 // LogValue redacts the key when it is passed to log/slog.
 func (k Key) LogValue() slog.Value { return slog.StringValue(k.String()) }
 
-// checksum is the CRC-32 of head in checksumLen base62 digits; plain integer
-// arithmetic keeps it allocation-free on the authorizer's path.
+// checksum is the CRC-32 of head in checksumLen base62 digits.
 func checksum(head string) string {
+	var out [checksumLen]byte
+	return string(appendChecksum(out[:0], head))
+}
+
+// appendChecksum appends head's checksum to dst. Plain integer arithmetic
+// and a caller's buffer let Parse, on the authorizer's path, check it
+// without allocating.
+func appendChecksum(dst []byte, head string) []byte {
 	n := crc32.ChecksumIEEE([]byte(head))
 	var out [checksumLen]byte
 	for i := checksumLen - 1; i >= 0; i-- {
 		out[i] = alphabet[n%62]
 		n /= 62
 	}
-	return string(out[:])
+	return append(dst, out[:]...)
 }
 
 // base62 writes n in exactly width digits, most significant first.

@@ -46,38 +46,69 @@ func New(keys Lookup, now func() time.Time, log *slog.Logger) *Authorizer {
 	return &Authorizer{keys: keys, now: now, log: log}
 }
 
-// Handle is the Lambda handler. A key that is absent, malformed, unknown,
+// Handle decides a request given as the aws-lambda-go event type; Invoke,
+// which Lambda runs, decides the same way from the event's JSON. A key that
+// is absent, malformed, unknown,
 // expired or revoked yields ErrUnauthorized (401); a storage failure yields
 // another error, which API Gateway answers with a 5XX rather than telling a
 // customer their good key is bad.
 func (a *Authorizer) Handle(ctx context.Context, req events.APIGatewayCustomAuthorizerRequestTypeRequest) (events.APIGatewayCustomAuthorizerResponse, error) {
-	log := a.log.With("request_id", req.RequestContext.RequestID)
 	raw, ok := KeyFromHeaders(req.Headers, req.MultiValueHeaders)
+	rec, err := a.decide(ctx, raw, ok, req.RequestContext.RequestID)
+	if err != nil {
+		return events.APIGatewayCustomAuthorizerResponse{}, err
+	}
+	return Allow(rec, req.MethodArn), nil
+}
+
+// decide is Handle once the key has been found among the headers (ok false
+// when it was absent or ambiguous): the record of a usable key, or the error
+// to return.
+func (a *Authorizer) decide(ctx context.Context, raw string, ok bool, requestID string) (apikey.Record, error) {
 	if !ok {
-		log.Info("authorize", "outcome", "malformed")
-		return events.APIGatewayCustomAuthorizerResponse{}, ErrUnauthorized
+		a.logOutcome(ctx, slog.LevelInfo, requestID, nil, "malformed", nil)
+		return apikey.Record{}, ErrUnauthorized
 	}
 	key, err := apikey.Parse(raw)
 	if err != nil {
-		log.Info("authorize", "outcome", "malformed")
-		return events.APIGatewayCustomAuthorizerResponse{}, ErrUnauthorized
+		a.logOutcome(ctx, slog.LevelInfo, requestID, nil, "malformed", nil)
+		return apikey.Record{}, ErrUnauthorized
 	}
 	rec, err := a.keys.Lookup(ctx, key.Hash())
 	switch {
 	case errors.Is(err, apikey.ErrNotFound):
-		log.Info("authorize", "outcome", "unknown")
-		return events.APIGatewayCustomAuthorizerResponse{}, ErrUnauthorized
+		a.logOutcome(ctx, slog.LevelInfo, requestID, nil, "unknown", nil)
+		return apikey.Record{}, ErrUnauthorized
 	case err != nil:
-		log.Error("authorize", "outcome", "error", "error", err)
-		return events.APIGatewayCustomAuthorizerResponse{}, err
+		a.logOutcome(ctx, slog.LevelError, requestID, nil, "error", err)
+		return apikey.Record{}, err
 	}
-	log = log.With("org_id", rec.OrgID, "key_id", rec.ID)
 	if !rec.Usable(a.now()) {
-		log.Info("authorize", "outcome", "expired_or_revoked")
-		return events.APIGatewayCustomAuthorizerResponse{}, ErrUnauthorized
+		a.logOutcome(ctx, slog.LevelInfo, requestID, &rec, "expired_or_revoked", nil)
+		return apikey.Record{}, ErrUnauthorized
 	}
-	log.Info("authorize", "outcome", "allow")
-	return Allow(rec, req.MethodArn), nil
+	a.logOutcome(ctx, slog.LevelInfo, requestID, &rec, "allow", nil)
+	return rec, nil
+}
+
+// logOutcome writes the one "authorize" line of a request: its id, the
+// key's organization and id once the key is known, the outcome and any
+// error. One LogAttrs call, rather than loggers derived with With, keeps
+// the line's cost to formatting it.
+func (a *Authorizer) logOutcome(ctx context.Context, level slog.Level, requestID string, rec *apikey.Record, outcome string, err error) {
+	if !a.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 5)
+	attrs = append(attrs, slog.String("request_id", requestID))
+	if rec != nil {
+		attrs = append(attrs, slog.String("org_id", rec.OrgID), slog.String("key_id", rec.ID))
+	}
+	attrs = append(attrs, slog.String("outcome", outcome))
+	if err != nil {
+		attrs = append(attrs, slog.Any("error", err))
+	}
+	a.log.LogAttrs(ctx, level, "authorize", attrs...)
 }
 
 // Allow is the response that lets the key's organization call every method
@@ -85,16 +116,21 @@ func (a *Authorizer) Handle(ctx context.Context, req events.APIGatewayCustomAuth
 // under the key and then deny the organization's next, different, path.
 func Allow(rec apikey.Record, methodArn string) events.APIGatewayCustomAuthorizerResponse {
 	return events.APIGatewayCustomAuthorizerResponse{
-		PrincipalID: rec.ID,
-		PolicyDocument: events.APIGatewayCustomAuthorizerPolicy{
-			Version: "2012-10-17",
-			Statement: []events.IAMPolicyStatement{{
-				Action:   []string{"execute-api:Invoke"},
-				Effect:   "Allow",
-				Resource: []string{StageArn(methodArn)},
-			}},
-		},
-		Context: map[string]any{ContextOrgID: rec.OrgID, ContextKeyID: rec.ID},
+		PrincipalID:    rec.ID,
+		PolicyDocument: stagePolicy(methodArn),
+		Context:        map[string]any{ContextOrgID: rec.OrgID, ContextKeyID: rec.ID},
+	}
+}
+
+// stagePolicy allows every method and path of methodArn's stage.
+func stagePolicy(methodArn string) events.APIGatewayCustomAuthorizerPolicy {
+	return events.APIGatewayCustomAuthorizerPolicy{
+		Version: "2012-10-17",
+		Statement: []events.IAMPolicyStatement{{
+			Action:   []string{"execute-api:Invoke"},
+			Effect:   "Allow",
+			Resource: []string{StageArn(methodArn)},
+		}},
 	}
 }
 
@@ -105,11 +141,17 @@ func StageArn(methodArn string) string {
 	if colon < 0 {
 		return methodArn
 	}
-	parts := strings.SplitN(methodArn[colon+1:], "/", 3)
-	if len(parts) < 2 {
+	// api/stage is everything up to the second slash after the colon.
+	rest := methodArn[colon+1:]
+	api := strings.IndexByte(rest, '/')
+	if api < 0 {
 		return methodArn
 	}
-	return methodArn[:colon+1] + parts[0] + "/" + parts[1] + "/*/*"
+	stage := strings.IndexByte(rest[api+1:], '/')
+	if stage < 0 {
+		stage = len(rest) - api - 1
+	}
+	return methodArn[:colon+1] + rest[:api+1+stage] + "/*/*"
 }
 
 // KeyFromHeaders finds the key among the request's headers, whatever the
@@ -131,6 +173,11 @@ func KeyFromHeaders(single map[string]string, multi map[string][]string) (string
 			}
 		}
 	}
+	return keyFrom(values)
+}
+
+// keyFrom applies KeyFromHeaders's rules to the values the key header had.
+func keyFrom(values []string) (string, bool) {
 	if len(values) == 0 {
 		return "", false
 	}

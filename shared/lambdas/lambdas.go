@@ -48,8 +48,9 @@ func Authorizer(ctx context.Context, getenv func(string) string) (lambda.Handler
 	if err != nil {
 		return nil, err
 	}
-	a := authorizer.New(dynamo.Keys{Client: client, Table: tables.Keys}, time.Now, Logger(getenv))
-	return lambda.NewHandler(a.Handle), nil
+	// The authorizer is its own lambda.Handler: it decodes only the fields
+	// it reads (see authorizer.Invoke).
+	return authorizer.New(dynamo.Keys{Client: client, Table: tables.Keys}, time.Now, Logger(getenv)), nil
 }
 
 // Endpoints builds the customer API behind API Gateway's proxy integration.
