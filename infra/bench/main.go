@@ -46,6 +46,7 @@ import (
 	"github.com/contactlevel/metering/shared/credits"
 	"github.com/contactlevel/metering/shared/dynamo"
 	"github.com/contactlevel/metering/shared/lambdas"
+	"github.com/contactlevel/metering/shared/localstack"
 	"github.com/contactlevel/metering/shared/sam"
 )
 
@@ -179,21 +180,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		ddbNote = fmt.Sprintf("DynamoDB Local in memory on port %d, started for this run with JVM options %q", o.ddbPort, javaOpts())
 	}
 
-	region := getenv("AWS_REGION")
-	if region == "" {
-		region = "us-east-1"
-	}
-	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_DYNAMODB": endpoint,
-		"AWS_REGION":                region,
-		"AWS_ACCESS_KEY_ID":         "local",
-		"AWS_SECRET_ACCESS_KEY":     "local",
-		"AWS_EC2_METADATA_DISABLED": "true",
-	} {
-		os.Setenv(k, v)
-	}
-	os.Unsetenv("AWS_SESSION_TOKEN")
-	os.Unsetenv("AWS_PROFILE")
+	region := localstack.UseDynamoDBLocal(endpoint)
 
 	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {

@@ -136,25 +136,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 
-	// The SDK reads its endpoint, region and credentials from the process
-	// environment, in the functions as here. DynamoDB Local (-sharedDb)
-	// ignores region and keys, so dummies keep a real profile out of it.
 	endpoint := fmt.Sprintf("http://127.0.0.1:%d", *ddbPort)
-	region := getenv("AWS_REGION")
-	if region == "" {
-		region = "us-east-1"
-	}
-	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_DYNAMODB": endpoint,
-		"AWS_REGION":                region,
-		"AWS_ACCESS_KEY_ID":         "local",
-		"AWS_SECRET_ACCESS_KEY":     "local",
-		"AWS_EC2_METADATA_DISABLED": "true",
-	} {
-		os.Setenv(k, v)
-	}
-	os.Unsetenv("AWS_SESSION_TOKEN")
-	os.Unsetenv("AWS_PROFILE")
+	region := localstack.UseDynamoDBLocal(endpoint)
 	if _, ok := overrides["DynamoDBEndpoint"]; !ok && hasParameter(tmpl, "DynamoDBEndpoint") {
 		overrides["DynamoDBEndpoint"] = endpoint
 	}

@@ -282,6 +282,13 @@ func debitInput(table, org string, d credits.Debit) (*dynamodb.UpdateItemInput, 
 	if err != nil {
 		return nil, fmt.Errorf("build debit: %w", err)
 	}
+	return balanceUpdate(table, org, expr), nil
+}
+
+// balanceUpdate is a conditional write to an organization's balance that
+// returns the item after it, or as it was when the condition failed, so that
+// the caller never needs a separate read.
+func balanceUpdate(table, org string, expr expression.Expression) *dynamodb.UpdateItemInput {
 	return &dynamodb.UpdateItemInput{
 		TableName:                           aws.String(table),
 		Key:                                 orgKey(org),
@@ -291,7 +298,7 @@ func debitInput(table, org string, d credits.Debit) (*dynamodb.UpdateItemInput, 
 		ExpressionAttributeValues:           expr.Values(),
 		ReturnValues:                        types.ReturnValueAllNew,
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	}, nil
+	}
 }
 
 func refundInput(table, org string, takes []credits.Take, batch string, now time.Time) (*dynamodb.UpdateItemInput, error) {
@@ -317,16 +324,7 @@ func refundInput(table, org string, takes []credits.Take, batch string, now time
 	if err != nil {
 		return nil, fmt.Errorf("build refund: %w", err)
 	}
-	return &dynamodb.UpdateItemInput{
-		TableName:                           aws.String(table),
-		Key:                                 orgKey(org),
-		ConditionExpression:                 expr.Condition(),
-		UpdateExpression:                    expr.Update(),
-		ExpressionAttributeNames:            expr.Names(),
-		ExpressionAttributeValues:           expr.Values(),
-		ReturnValues:                        types.ReturnValueAllNew,
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	}, nil
+	return balanceUpdate(table, org, expr), nil
 }
 
 func revCondition(rev int64) expression.ConditionBuilder {
@@ -409,22 +407,7 @@ func (c *Credits) Open(ctx context.Context, org, name string, plan credits.Plan,
 	if err != nil {
 		return err
 	}
-	cond, err := expression.NewBuilder().WithCondition(expression.AttributeNotExists(expression.Name("org_id"))).Build()
-	if err != nil {
-		return err
-	}
-	_, err = c.Client.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                 aws.String(c.Table),
-		Item:                      item,
-		ConditionExpression:       cond.Condition(),
-		ExpressionAttributeNames:  cond.Names(),
-		ExpressionAttributeValues: cond.Values(),
-	})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		return ErrExists
-	}
-	return err
+	return putNew(ctx, c.Client, c.Table, item, "org_id")
 }
 
 // OrgItem is the organization item Open and Orgs.Create write, exported for

@@ -67,16 +67,21 @@ func (k Keys) Put(ctx context.Context, r apikey.Record) error {
 	if err != nil {
 		return err
 	}
-	cond, err := expression.NewBuilder().WithCondition(expression.AttributeNotExists(expression.Name("key_hash"))).Build()
+	return putNew(ctx, k.Client, k.Table, item, "key_hash")
+}
+
+// putNew writes item unless an item with the same key exists (keyAttr is the
+// partition key's name), in which case it returns ErrExists and writes nothing.
+func putNew(ctx context.Context, client Client, table string, item map[string]types.AttributeValue, keyAttr string) error {
+	cond, err := expression.NewBuilder().WithCondition(expression.AttributeNotExists(expression.Name(keyAttr))).Build()
 	if err != nil {
 		return err
 	}
-	_, err = k.Client.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName:                 aws.String(k.Table),
-		Item:                      item,
-		ConditionExpression:       cond.Condition(),
-		ExpressionAttributeNames:  cond.Names(),
-		ExpressionAttributeValues: cond.Values(),
+	_, err = client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                aws.String(table),
+		Item:                     item,
+		ConditionExpression:      cond.Condition(),
+		ExpressionAttributeNames: cond.Names(),
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {

@@ -59,3 +59,27 @@ func Gateway(ctx context.Context, tmpl *sam.Template, tables, params map[string]
 	}
 	return apigateway.New(cfg, handlers, opts)
 }
+
+// UseDynamoDBLocal points this process's AWS SDK, and so every function
+// built in it, at DynamoDB Local: the SDK reads endpoint, region and
+// credentials from the process environment, in the functions as here.
+// DynamoDB Local (-sharedDb) ignores region and keys, so dummies keep a real
+// profile out of it; a region already set is kept and returned.
+func UseDynamoDBLocal(endpoint string) (region string) {
+	region = os.Getenv("AWS_REGION")
+	if region == "" {
+		region = "us-east-1"
+	}
+	for k, v := range map[string]string{
+		"AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+		"AWS_REGION":                region,
+		"AWS_ACCESS_KEY_ID":         "local",
+		"AWS_SECRET_ACCESS_KEY":     "local",
+		"AWS_EC2_METADATA_DISABLED": "true",
+	} {
+		os.Setenv(k, v)
+	}
+	os.Unsetenv("AWS_SESSION_TOKEN")
+	os.Unsetenv("AWS_PROFILE")
+	return region
+}
