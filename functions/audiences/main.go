@@ -3,4 +3,4 @@ package main
 
 import "github.com/contactlevel/metering/shared/lambdas"
 
-func main() { lambdas.Main("AudiencesFunction") }
+func main() { lambdas.Main(lambdas.Endpoints) }

@@ -3,4 +3,4 @@ package main
 
 import "github.com/contactlevel/metering/shared/lambdas"
 
-func main() { lambdas.Main("ContactsFunction") }
+func main() { lambdas.Main(lambdas.Endpoints) }

@@ -4,4 +4,4 @@ package main
 
 import "github.com/contactlevel/metering/shared/lambdas"
 
-func main() { lambdas.Main("RolloverFunction") }
+func main() { lambdas.Main(lambdas.Rollover) }

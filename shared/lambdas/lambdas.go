@@ -28,16 +28,6 @@ import (
 // configuration are made here, never per request.
 type Constructor func(ctx context.Context, getenv func(string) string) (lambda.Handler, error)
 
-// Registry maps each function's logical ID in template.yaml to its constructor.
-var Registry = map[string]Constructor{
-	"AuthorizerFunction": Authorizer,
-	"CreditsFunction":    Endpoints,
-	"ContactsFunction":   Endpoints,
-	"AudiencesFunction":  Endpoints,
-	"AdminFunction":      Admin,
-	"RolloverFunction":   Rollover,
-}
-
 // Authorizer builds the REQUEST authorizer.
 func Authorizer(ctx context.Context, getenv func(string) string) (lambda.Handler, error) {
 	tables := appconfig.TablesFromEnv(getenv)
@@ -122,24 +112,22 @@ func Logger(getenv func(string) string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level}))
 }
 
-// Main is the whole main function of the Lambda with the given logical ID.
-func Main(id string) {
-	if err := Run(context.Background(), id, os.Getenv, lambda.Start); err != nil {
+// Main is the whole main function of a Lambda: it builds the handler with
+// construct and starts the runtime loop. Each function's main names its own
+// constructor, so its binary links only the code that function runs.
+func Main(construct Constructor) {
+	if err := Run(context.Background(), construct, os.Getenv, lambda.Start); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 }
 
-// Run builds the handler of function id and hands it to start (lambda.Start
+// Run builds a handler with construct and hands it to start (lambda.Start
 // in production, something that returns in tests).
-func Run(ctx context.Context, id string, getenv func(string) string, start func(any)) error {
-	construct, ok := Registry[id]
-	if !ok {
-		return fmt.Errorf("no function %q in the registry", id)
-	}
+func Run(ctx context.Context, construct Constructor, getenv func(string) string, start func(any)) error {
 	h, err := construct(ctx, getenv)
 	if err != nil {
-		return fmt.Errorf("%s: %w", id, err)
+		return err
 	}
 	start(h)
 	return nil

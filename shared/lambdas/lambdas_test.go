@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"reflect"
+	"regexp"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +18,7 @@ import (
 	"github.com/contactlevel/metering/shared/ddbtest"
 	"github.com/contactlevel/metering/shared/dynamo"
 	"github.com/contactlevel/metering/shared/lambdas"
+	"github.com/contactlevel/metering/shared/localstack"
 	"github.com/contactlevel/metering/shared/rollover"
 	"github.com/contactlevel/metering/shared/testkeys"
 )
@@ -32,15 +37,53 @@ var sampleEvents = map[string]string{
 func TestEveryTemplateFunctionIsRegisteredWithASampleEvent(t *testing.T) {
 	tmpl := ddbtest.Template(t)
 	for _, fn := range tmpl.Functions() {
-		if _, ok := lambdas.Registry[fn]; !ok {
-			t.Errorf("%s is in template.yaml but not in lambdas.Registry", fn)
+		if _, ok := localstack.Functions[fn]; !ok {
+			t.Errorf("%s is in template.yaml but not in localstack.Functions", fn)
 		}
 		if _, ok := sampleEvents[fn]; !ok {
 			t.Errorf("%s has no sample event", fn)
 		}
 	}
-	if len(tmpl.Functions()) != len(lambdas.Registry) {
-		t.Errorf("template has %d functions, registry %d", len(tmpl.Functions()), len(lambdas.Registry))
+	if len(tmpl.Functions()) != len(localstack.Functions) {
+		t.Errorf("template has %d functions, localstack.Functions %d", len(tmpl.Functions()), len(localstack.Functions))
+	}
+}
+
+// TestMainsStartTheirConstructor keeps each function's main package (found
+// through the Makefile's FUNCTIONS list, which sam build uses) starting the
+// constructor that the local stack runs for it.
+func TestMainsStartTheirConstructor(t *testing.T) {
+	path, err := ddbtest.RepoFile("Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	makefile, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^\t(\w+Function):(\w+)`).FindAllStringSubmatch(string(makefile), -1) {
+		dirs[m[1]] = m[2]
+	}
+	for fn, construct := range localstack.Functions {
+		dir, ok := dirs[fn]
+		if !ok {
+			t.Errorf("%s is not in the Makefile's FUNCTIONS", fn)
+			continue
+		}
+		name := runtime.FuncForPC(reflect.ValueOf(construct).Pointer()).Name()
+		want := "lambdas.Main(lambdas." + name[strings.LastIndexByte(name, '.')+1:] + ")"
+		main, err := ddbtest.RepoFile("functions/" + dir + "/main.go")
+		if err != nil {
+			t.Fatal(err)
+		}
+		src, err := os.ReadFile(main)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(src), want) {
+			t.Errorf("functions/%s/main.go does not call %s", dir, want)
+		}
 	}
 }
 
@@ -62,7 +105,7 @@ func TestSampleEvents(t *testing.T) {
 				t.Fatal(err)
 			}
 			env := s.Template.FunctionEnv(fn, s.Names, nil)
-			h, err := lambdas.Registry[fn](ctx, func(k string) string { return env[k] })
+			h, err := localstack.Functions[fn](ctx, func(k string) string { return env[k] })
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -106,11 +149,8 @@ func TestSampleEvents(t *testing.T) {
 }
 
 func TestRunRefusesAMissingTable(t *testing.T) {
-	err := lambdas.Run(context.Background(), "AuthorizerFunction", func(string) string { return "" }, func(any) { t.Fatal("started") })
+	err := lambdas.Run(context.Background(), lambdas.Authorizer, func(string) string { return "" }, func(any) { t.Fatal("started") })
 	if err == nil {
 		t.Fatal("started without KEYS_TABLE")
-	}
-	if err := lambdas.Run(context.Background(), "NoSuchFunction", os.Getenv, func(any) {}); err == nil {
-		t.Fatal("ran an unknown function")
 	}
 }

@@ -17,6 +17,17 @@ import (
 	"github.com/contactlevel/metering/shared/sam"
 )
 
+// Functions maps each function's logical ID in template.yaml to the
+// constructor its main package starts; a test keeps it and the template in step.
+var Functions = map[string]lambdas.Constructor{
+	"AuthorizerFunction": lambdas.Authorizer,
+	"CreditsFunction":    lambdas.Endpoints,
+	"ContactsFunction":   lambdas.Endpoints,
+	"AudiencesFunction":  lambdas.Endpoints,
+	"AdminFunction":      lambdas.Admin,
+	"RolloverFunction":   lambdas.Rollover,
+}
+
 // Gateway builds every function of tmpl over the given tables (logical ID to
 // table name) and parameter values, and returns the API that routes to them.
 func Gateway(ctx context.Context, tmpl *sam.Template, tables, params map[string]string, opts apigateway.Options) (http.Handler, error) {
@@ -26,9 +37,9 @@ func Gateway(ctx context.Context, tmpl *sam.Template, tables, params map[string]
 	// build makes one execution environment of a function, as a cold start
 	// on Lambda would: the constructor with the template's environment.
 	build := func(ctx context.Context, fn string) (lambda.Handler, error) {
-		construct, ok := lambdas.Registry[fn]
+		construct, ok := Functions[fn]
 		if !ok {
-			return nil, fmt.Errorf("template function %s has no constructor in package lambdas", fn)
+			return nil, fmt.Errorf("template function %s has no constructor in localstack.Functions", fn)
 		}
 		env := tmpl.FunctionEnv(fn, tables, params)
 		h, err := construct(ctx, func(name string) string {
