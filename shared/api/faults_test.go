@@ -348,13 +348,21 @@ func TestFaults(t *testing.T) {
 		{"keyed, during the work", rule("PutItem", contacts, ddbtest.TimeoutAfter, 99), true, 500, false, "not charged"},
 		// While writing the response: storing it for replays fails.
 		{"keyed, storing the response", rule("UpdateItem", idem, ddbtest.Unavailable, 99), true, 200, true, ""},
-		// The refund itself fails (the debit, the first UpdateItem on the
-		// orgs table, passes): 3 SDK attempts of the first refund call, then
-		// the first attempt of the second; its retry lands.
+		// The refund itself (a transaction on the orgs table) fails: 3 SDK
+		// attempts of the first refund call, then the first attempt of the
+		// second; its retry lands.
 		{"refund fails, then succeeds", func(s *ddbtest.Stack) []ddbtest.Rule {
 			return []ddbtest.Rule{
 				{Op: "PutItem", Table: s.Tables.Contacts, Fault: ddbtest.Unavailable, Times: 99},
-				{Op: "UpdateItem", Table: s.Tables.Orgs, Fault: ddbtest.Throttle, Times: 4, Skip: 1},
+				{Op: "TransactWriteItems", Table: s.Tables.Orgs, Fault: ddbtest.Throttle, Times: 4},
+			}
+		}, false, 500, false, "not charged"},
+		// The refund lands but its answer is lost every time: retried by
+		// the SDK and by the caller, it is still made exactly once.
+		{"refund lands, answers lost", func(s *ddbtest.Stack) []ddbtest.Rule {
+			return []ddbtest.Rule{
+				{Op: "PutItem", Table: s.Tables.Contacts, Fault: ddbtest.Unavailable, Times: 99},
+				{Op: "TransactWriteItems", Table: s.Tables.Orgs, Fault: ddbtest.LostAnswer, Times: 99},
 			}
 		}, false, 500, false, "not charged"},
 	}
@@ -441,7 +449,7 @@ func TestRefundFailureIsLoggedWithWhatIsOwed(t *testing.T) {
 	}
 	// The work fails, and so does every refund attempt after the debit.
 	f.faults.Add(ddbtest.Rule{Op: "PutItem", Table: f.stack.Tables.Contacts, Fault: ddbtest.Unavailable, Times: 99})
-	f.faults.Add(ddbtest.Rule{Op: "UpdateItem", Table: f.stack.Tables.Orgs, Fault: ddbtest.Unavailable, Times: 99, Skip: 1})
+	f.faults.Add(ddbtest.Rule{Op: "TransactWriteItems", Table: f.stack.Tables.Orgs, Fault: ddbtest.Unavailable, Times: 99})
 	r := f.post("/api/contacts/create", "required_credits=3", body, "org_a", "", "req-owed")
 	if r.status != 500 {
 		t.Fatalf("%d %s", r.status, r.body)

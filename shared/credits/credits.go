@@ -128,6 +128,9 @@ type Debit struct {
 	Takes    []Take
 	BonusRev int64
 	At       time.Time
+	// ID names a charge once storage has made it, so that giving it back
+	// can be recognised and done at most once, however often it is retried.
+	ID string
 }
 
 // PlanDebit decides how a charge of n credits at now is taken from b: bonus grants

@@ -144,9 +144,11 @@ func (c *Credits) debit(ctx context.Context, org string, n int64, now time.Time,
 			// Charged, but the balance after it could not be read: report
 			// it as unknown (empty) and plan the next charge afresh.
 			c.forget(org)
+			d.ID = uuid.Must(uuid.NewV7()).String()
 			return d, credits.Balance{}, nil
 		}
 		if err == nil {
+			d.ID = uuid.Must(uuid.NewV7()).String()
 			after, err := decodeBalance(item)
 			if err != nil {
 				return d, credits.Balance{}, err
@@ -176,39 +178,53 @@ func (c *Credits) debit(ctx context.Context, org string, n int64, now time.Time,
 	return credits.Debit{}, credits.Balance{}, ErrContention
 }
 
-// Refund gives back what d took. Grants that have since been removed (an
-// expiry sweep) are skipped: they could no longer be spent anyway. Each
-// bucket given back gets a ledger entry of type refund, recorded on the
-// organization item by the same write and then settled into the ledger
-// (pending.go); a failure to settle is not an error of the refund, which
-// happened, and the next admin read of the organization settles it.
+// Refund gives back what d took, at most once however often it is called
+// for d: the refund's ledger entries are named after d.ID and dated at d.At,
+// and a refund whose entries are already pending on the organization item
+// or written to the ledger is not made again. That makes a refund safe to
+// retry after an answer lost on the way back. Grants that have since been
+// removed (an expiry sweep) are skipped: they could no longer be spent
+// anyway. The entries are recorded by the refund's own write and then
+// settled into the ledger (pending.go); a failure to settle is not an error
+// of the refund, which happened, and the next admin read settles it.
 func (c *Credits) Refund(ctx context.Context, org string, d credits.Debit) (credits.Balance, error) {
 	takes := slices.DeleteFunc(slices.Clone(d.Takes), func(t credits.Take) bool { return t.Amount == 0 })
-	batch := uuid.Must(uuid.NewV7()).String()
-	now := time.Now()
-	if c.Clock != nil {
-		now = c.Clock()
+	batch, at := "refund-"+d.ID, d.At
+	if d.ID == "" {
+		batch = "refund-" + uuid.Must(uuid.NewV7()).String()
 	}
-	for range 2 {
+	if at.IsZero() {
+		at = time.Now()
+		if c.Clock != nil {
+			at = c.Clock()
+		}
+	}
+	for range 3 {
 		if len(takes) == 0 {
 			return credits.Balance{}, nil
 		}
-		in, err := refundInput(c.Table, org, takes, batch, now)
+		in, first, err := refundInput(c.Table, org, takes, batch, at)
 		if err != nil {
 			return credits.Balance{}, err
 		}
-		out, err := c.Client.UpdateItem(ctx, in)
+		item, err := c.refundOnce(ctx, in, first)
 		if err == nil {
-			after, err := decodeBalance(out.Attributes)
+			after, err := decodeBalance(item)
 			if err == nil {
 				c.remember(org, after)
-				_ = settleItem(ctx, c.Client, c.Table, org, out.Attributes)
+				_ = settleItem(ctx, c.Client, c.Table, org, item)
 			}
 			return after, err
+		}
+		if errors.Is(err, errAlreadyRefunded) {
+			return credits.Balance{}, nil
 		}
 		var ccf *types.ConditionalCheckFailedException
 		if !errors.As(err, &ccf) || len(ccf.Item) == 0 {
 			return credits.Balance{}, fmt.Errorf("refund: %w", err)
+		}
+		if _, pending := ccf.Item[pendingPrefix+batch]; pending {
+			return credits.Balance{}, nil // made by an earlier call, not settled yet
 		}
 		current, err := decodeBalance(ccf.Item)
 		if err != nil {
@@ -219,6 +235,57 @@ func (c *Credits) Refund(ctx context.Context, org string, d credits.Debit) (cred
 		})
 	}
 	return credits.Balance{}, fmt.Errorf("refund: grants kept changing")
+}
+
+// errAlreadyRefunded means a refund's ledger entry exists: it was made.
+var errAlreadyRefunded = errors.New("already refunded")
+
+// refundOnce makes the refund in as a transaction that also checks that its
+// first ledger entry is not written yet (a settled refund leaves no pending
+// attribute behind), then reads the item for the balance and the settle.
+// Refunds only follow failures, so the transaction and the read cost
+// nothing that matters, and the SDK may retry the transaction safely: it
+// carries an idempotency token. A condition failure on the organization
+// item comes back as a ConditionalCheckFailedException with the item.
+func (c *Credits) refundOnce(ctx context.Context, in *dynamodb.UpdateItemInput, first credits.Entry) (map[string]types.AttributeValue, error) {
+	check, err := expression.NewBuilder().WithCondition(expression.AttributeNotExists(expression.Name("sk"))).Build()
+	if err != nil {
+		return nil, err
+	}
+	_, err = c.Client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
+		{Update: &types.Update{
+			TableName: in.TableName, Key: in.Key, UpdateExpression: in.UpdateExpression,
+			ConditionExpression: in.ConditionExpression, ExpressionAttributeNames: in.ExpressionAttributeNames,
+			ExpressionAttributeValues:           in.ExpressionAttributeValues,
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		}},
+		{ConditionCheck: &types.ConditionCheck{
+			TableName: in.TableName,
+			Key: map[string]types.AttributeValue{
+				"org_id": in.Key["org_id"],
+				"sk":     &types.AttributeValueMemberS{Value: LedgerSK(first)},
+			},
+			ConditionExpression: check.Condition(), ExpressionAttributeNames: check.Names(),
+		}},
+	}})
+	var tc *types.TransactionCanceledException
+	switch {
+	case errors.As(err, &tc) && len(tc.CancellationReasons) == 2:
+		if aws.ToString(tc.CancellationReasons[1].Code) == "ConditionalCheckFailed" {
+			return nil, errAlreadyRefunded
+		}
+		if aws.ToString(tc.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
+			return nil, &types.ConditionalCheckFailedException{Item: tc.CancellationReasons[0].Item}
+		}
+		return nil, err
+	case err != nil:
+		return nil, err
+	}
+	out, err := c.Client.GetItem(ctx, &dynamodb.GetItemInput{TableName: in.TableName, Key: in.Key, ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, err
+	}
+	return out.Item, nil
 }
 
 func (c *Credits) view(org string) (credits.Balance, bool) {
@@ -301,8 +368,12 @@ func balanceUpdate(table, org string, expr expression.Expression) *dynamodb.Upda
 	}
 }
 
-func refundInput(table, org string, takes []credits.Take, batch string, now time.Time) (*dynamodb.UpdateItemInput, error) {
-	cond := expression.AttributeExists(expression.Name("org_id"))
+// refundInput gives takes back with ledger entries batch-0, batch-1, ...
+// dated now, unless the batch is already pending on the item; it also
+// returns the first entry, whose ledger key tells a settled refund.
+func refundInput(table, org string, takes []credits.Take, batch string, now time.Time) (*dynamodb.UpdateItemInput, credits.Entry, error) {
+	cond := expression.AttributeExists(expression.Name("org_id")).
+		And(expression.AttributeNotExists(expression.Name(pendingPrefix + batch)))
 	var upd expression.UpdateBuilder
 	entries := make([]pendingEntry, 0, len(takes))
 	for i, t := range takes {
@@ -318,13 +389,14 @@ func refundInput(table, org string, takes []credits.Take, batch string, now time
 	}
 	upd, err := pendingSet(upd, batch, entries, "")
 	if err != nil {
-		return nil, err
+		return nil, credits.Entry{}, err
 	}
 	expr, err := expression.NewBuilder().WithCondition(cond).WithUpdate(upd).Build()
 	if err != nil {
-		return nil, fmt.Errorf("build refund: %w", err)
+		return nil, credits.Entry{}, fmt.Errorf("build refund: %w", err)
 	}
-	return balanceUpdate(table, org, expr), nil
+	first := credits.Entry{ID: batch + "-0", OrgID: org, At: now}
+	return balanceUpdate(table, org, expr), first, nil
 }
 
 func revCondition(rev int64) expression.ConditionBuilder {

@@ -268,3 +268,51 @@ func TestKeysLookup(t *testing.T) {
 		t.Fatalf("unknown: %v", err)
 	}
 }
+
+func TestRefundIsMadeOnceHoweverOftenItIsCalled(t *testing.T) {
+	s, org := open(t, credits.Balance{Subscription: 5, Purchased: 5})
+	c := &dynamo.Credits{Client: s.Client, Table: s.Tables.Orgs}
+	d, _, err := c.Debit(context.Background(), org, 7, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.ID == "" {
+		t.Fatal("a made charge has no ID")
+	}
+	// The second call comes after the first was settled into the ledger,
+	// the third as a fresh container would make it.
+	for _, cc := range []*dynamo.Credits{c, c, {Client: s.Client, Table: s.Tables.Orgs}} {
+		if _, err := cc.Refund(context.Background(), org, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := balance(t, s, org); got.Subscription != 5 || got.Purchased != 5 {
+		t.Fatalf("after three refunds of one charge: %+v", got)
+	}
+}
+
+func TestRefundWithALostAnswerIsMadeOnce(t *testing.T) {
+	s, org := open(t, credits.Balance{Subscription: 5})
+	faults := &ddbtest.Faults{}
+	c := &dynamo.Credits{Client: s.ClientWith(faults), Table: s.Tables.Orgs}
+	d, _, err := c.Debit(context.Background(), org, 3, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The refund's transaction lands but its answer is lost, every time:
+	// the SDK's retries and the caller's must not give the credits twice.
+	faults.Add(ddbtest.Rule{Op: "TransactWriteItems", Fault: ddbtest.LostAnswer, Times: 99})
+	for range 2 {
+		_, _ = c.Refund(context.Background(), org, d)
+	}
+	faults.Clear()
+	if _, err := c.Refund(context.Background(), org, d); err != nil {
+		t.Fatal(err)
+	}
+	if got := balance(t, s, org); got.Subscription != 5 {
+		t.Fatalf("subscription %d after a refund of 3 from 2, want 5", got.Subscription)
+	}
+	if faults.Injected() == 0 {
+		t.Fatal("no fault was injected")
+	}
+}
