@@ -157,13 +157,8 @@ func (s *server) charge(w http.ResponseWriter, r *http.Request, n int64, work fu
 	c := callerOf(ctx)
 	now := s.Now()
 	d, after, err := s.Credits.Debit(ctx, c.OrgID, n, now)
-	switch {
-	case errors.Is(err, credits.ErrInsufficient):
-		setOutcome(ctx, "insufficient")
-		writeDetail(w, http.StatusPaymentRequired, "Insufficient credits")
-		return
-	case err != nil:
-		s.debitFailed(w, r, c, n, err)
+	if err != nil {
+		s.notCharged(w, r, c, n, err)
 		return
 	}
 	body, err := work(ctx, after.Total(now))
@@ -209,6 +204,17 @@ func (s *server) refund(ctx context.Context, c caller, d credits.Debit) {
 	}
 	s.Log.ErrorContext(ctx, "refund abandoned; credits owed", "request_id", c.RequestID, "org_id", c.OrgID, "key_id", c.KeyID,
 		"amount", d.Amount, "takes", d.Takes)
+}
+
+// notCharged answers a charge that was refused: 402 when the balance is too
+// small, 503 when storage failed (debitFailed).
+func (s *server) notCharged(w http.ResponseWriter, r *http.Request, c caller, n int64, err error) {
+	if errors.Is(err, credits.ErrInsufficient) {
+		setOutcome(r.Context(), "insufficient")
+		writeDetail(w, http.StatusPaymentRequired, "Insufficient credits")
+		return
+	}
+	s.debitFailed(w, r, c, n, err)
 }
 
 // debitFailed answers a charge that could not be made, or whose outcome is

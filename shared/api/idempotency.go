@@ -128,12 +128,8 @@ func (s *server) chargeOnce(w http.ResponseWriter, r *http.Request, n int64, cla
 			writeDetail(w, http.StatusConflict, "A request with this Idempotency-Key is in progress; nothing was charged, retry later")
 			return
 		}
-	case errors.Is(err, credits.ErrInsufficient):
-		setOutcome(ctx, "insufficient")
-		writeDetail(w, http.StatusPaymentRequired, "Insufficient credits")
-		return
 	case err != nil:
-		s.debitFailed(w, r, c, n, err)
+		s.notCharged(w, r, c, n, err)
 		return
 	}
 
