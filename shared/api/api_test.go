@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -267,5 +268,37 @@ func TestContactIsStoredUnderTheKeysOrganization(t *testing.T) {
 	}
 	if f.total("org_b") != 5 || f.total("org_a") != 4 {
 		t.Fatal("wrong organization charged")
+	}
+}
+
+// API Gateway may serve a cached authorizer answer after the key expired;
+// the expiry travels in the context and the endpoint compares it itself.
+func TestKeyExpiredSinceTheAuthorizerCachedItIs401(t *testing.T) {
+	f := newFixture(t, map[string]credits.Balance{"org_a": {Subscription: 5}})
+	for _, c := range []struct {
+		expires string
+		status  int
+	}{
+		{strconv.FormatInt(now.Unix(), 10), 401},                 // at its expiry
+		{strconv.FormatInt(now.Add(-time.Hour).Unix(), 10), 401}, // past it
+		{"soon", 401}, // unreadable: refuse rather than guess
+		{strconv.FormatInt(now.Add(time.Second).Unix(), 10), 200},
+	} {
+		req := events.APIGatewayProxyRequest{
+			HTTPMethod: "GET", Path: "/api/credits", Resource: "/api/credits",
+			RequestContext: events.APIGatewayProxyRequestContext{RequestID: "req-exp", Authorizer: map[string]any{
+				"org_id": "org_a", "key_id": "key_1", "key_expires": c.expires, "principalId": "key_1",
+			}},
+		}
+		res, err := f.adapter.ProxyWithContext(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != c.status {
+			t.Fatalf("key_expires %s: %d %s, want %d", c.expires, res.StatusCode, res.Body, c.status)
+		}
+		if c.status == 401 && strings.TrimSpace(res.Body) != `{"detail":"Invalid or missing API key"}` {
+			t.Fatalf("body %s", res.Body)
+		}
 	}
 }

@@ -21,6 +21,11 @@ const Header = "X-Api-Key"
 const (
 	ContextOrgID = "org_id"
 	ContextKeyID = "key_id"
+	// ContextKeyExpires is the key's expiry in epoch seconds, absent for a
+	// key that never expires. API Gateway caches an authorizer's answer for
+	// the cache TTL, and would otherwise let a key work that long past its
+	// expiry; endpoints compare it with their own clock.
+	ContextKeyExpires = "key_expires"
 )
 
 // ErrUnauthorized is the error API Gateway turns into its UNAUTHORIZED
@@ -118,7 +123,7 @@ func Allow(rec apikey.Record, methodArn string) events.APIGatewayCustomAuthorize
 	return events.APIGatewayCustomAuthorizerResponse{
 		PrincipalID:    rec.ID,
 		PolicyDocument: stagePolicy(methodArn),
-		Context:        map[string]any{ContextOrgID: rec.OrgID, ContextKeyID: rec.ID},
+		Context:        allowContextOf(rec).asMap(),
 	}
 }
 

@@ -2,8 +2,10 @@ package authorizer
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"strconv"
 	"testing"
 	"time"
 
@@ -195,4 +197,29 @@ func FuzzHandle(f *testing.F) {
 			t.Fatalf("looked up %q, which cannot be a key", raw)
 		}
 	})
+}
+
+func TestContextCarriesTheKeysExpiry(t *testing.T) {
+	expires := now.Add(90 * time.Second)
+	a, _, k := setup(t, func(r *apikey.Record) { r.Expires = expires })
+	payload, _ := json.Marshal(request(map[string]string{"X-Api-Key": string(k)}))
+	out, err := a.Invoke(context.Background(), payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res events.APIGatewayCustomAuthorizerResponse
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Context[ContextKeyExpires]; got != strconv.FormatInt(expires.Unix(), 10) {
+		t.Fatalf("key_expires %v", got)
+	}
+	never, _, k2 := setup(t, nil)
+	res2, err := never.Handle(context.Background(), request(map[string]string{"X-Api-Key": string(k2)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := res2.Context[ContextKeyExpires]; ok {
+		t.Fatal("a key that never expires has an expiry in the context")
+	}
 }

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strconv"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/contactlevel/metering/shared/apikey"
 )
 
 // Invoke makes the authorizer a lambda.Handler. It does what
@@ -30,7 +33,7 @@ func (a *Authorizer) Invoke(ctx context.Context, payload []byte) ([]byte, error)
 	return json.Marshal(allowResponse{
 		PrincipalID:    rec.ID,
 		PolicyDocument: stagePolicy(req.MethodArn),
-		Context:        allowContext{OrgID: rec.OrgID, KeyID: rec.ID},
+		Context:        allowContextOf(rec),
 	})
 }
 
@@ -42,10 +45,28 @@ type allowResponse struct {
 	Context        allowContext                            `json:"context"`
 }
 
-// allowContext is Allow's context: ContextOrgID and ContextKeyID.
+// allowContext is Allow's context: ContextOrgID, ContextKeyID and, for a
+// key that expires, ContextKeyExpires.
 type allowContext struct {
-	OrgID string `json:"org_id"`
-	KeyID string `json:"key_id"`
+	OrgID      string `json:"org_id"`
+	KeyID      string `json:"key_id"`
+	KeyExpires string `json:"key_expires,omitempty"`
+}
+
+func allowContextOf(rec apikey.Record) allowContext {
+	c := allowContext{OrgID: rec.OrgID, KeyID: rec.ID}
+	if !rec.Expires.IsZero() {
+		c.KeyExpires = strconv.FormatInt(rec.Expires.Unix(), 10)
+	}
+	return c
+}
+
+func (c allowContext) asMap() map[string]any {
+	m := map[string]any{ContextOrgID: c.OrgID, ContextKeyID: c.KeyID}
+	if c.KeyExpires != "" {
+		m[ContextKeyExpires] = c.KeyExpires
+	}
+	return m
 }
 
 // invokeEvent is the part of a REQUEST authorizer event the authorizer reads.
