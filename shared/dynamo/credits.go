@@ -237,6 +237,17 @@ func (c *Credits) Refund(ctx context.Context, org string, d credits.Debit) (cred
 	return credits.Balance{}, fmt.Errorf("refund: grants kept changing")
 }
 
+// transactUpdate is the balance write in as a transaction item; a failed
+// condition still returns the item as it was, in the cancellation reason.
+func transactUpdate(in *dynamodb.UpdateItemInput) *types.Update {
+	return &types.Update{
+		TableName: in.TableName, Key: in.Key, UpdateExpression: in.UpdateExpression,
+		ConditionExpression: in.ConditionExpression, ExpressionAttributeNames: in.ExpressionAttributeNames,
+		ExpressionAttributeValues:           in.ExpressionAttributeValues,
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}
+}
+
 // errAlreadyRefunded means a refund's ledger entry exists: it was made.
 var errAlreadyRefunded = errors.New("already refunded")
 
@@ -253,12 +264,7 @@ func (c *Credits) refundOnce(ctx context.Context, in *dynamodb.UpdateItemInput, 
 		return nil, err
 	}
 	_, err = c.Client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-		{Update: &types.Update{
-			TableName: in.TableName, Key: in.Key, UpdateExpression: in.UpdateExpression,
-			ConditionExpression: in.ConditionExpression, ExpressionAttributeNames: in.ExpressionAttributeNames,
-			ExpressionAttributeValues:           in.ExpressionAttributeValues,
-			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-		}},
+		{Update: transactUpdate(in)},
 		{ConditionCheck: &types.ConditionCheck{
 			TableName: in.TableName,
 			Key: map[string]types.AttributeValue{

@@ -113,12 +113,7 @@ func (i *Idempotency) Charge(ctx context.Context, org string, claim idempotency.
 			return nil, err
 		}
 		_, err = i.Client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-			{Update: &types.Update{
-				TableName: in.TableName, Key: in.Key, UpdateExpression: in.UpdateExpression,
-				ConditionExpression: in.ConditionExpression, ExpressionAttributeNames: in.ExpressionAttributeNames,
-				ExpressionAttributeValues:           in.ExpressionAttributeValues,
-				ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-			}},
+			{Update: transactUpdate(in)},
 			{Put: &types.Put{
 				TableName: aws.String(i.Table), Item: item,
 				ConditionExpression: cond.Condition(), ExpressionAttributeNames: cond.Names(),
