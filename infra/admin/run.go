@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,20 +9,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/contactlevel/metering/shared/admin"
 	"github.com/contactlevel/metering/shared/config"
 	"github.com/contactlevel/metering/shared/credits"
+	"github.com/contactlevel/metering/shared/lambdas"
 )
 
 // errUsage means the command line was wrong; the help was already printed.
@@ -175,37 +173,10 @@ func capitalize(s string) string {
 	return strings.ToUpper(s[:1]) + s[1:]
 }
 
-// dynamoClient talks to the configured endpoint. Local endpoints get dummy
-// credentials (DynamoDB Local ignores them), so that no real profile is
-// needed or used there.
+// dynamoClient talks to AWS_ENDPOINT_URL_DYNAMODB, by default the DynamoDB
+// Local of `make run`.
 func dynamoClient(ctx context.Context, getenv func(string) string) (*dynamodb.Client, error) {
-	endpoint := getenv("AWS_ENDPOINT_URL_DYNAMODB")
-	if endpoint == "" {
-		endpoint = "http://127.0.0.1:8000"
-	}
-	u, err := url.Parse(endpoint)
-	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("AWS_ENDPOINT_URL_DYNAMODB=%q is not a URL", endpoint)
-	}
-	local := u.Hostname() == "127.0.0.1" || u.Hostname() == "localhost" || u.Hostname() == "::1"
-	region := getenv("AWS_REGION")
-	if region == "" {
-		region = "us-east-1"
-	}
-	opts := []func(*awsconfig.LoadOptions) error{awsconfig.WithRegion(region)}
-	if local {
-		opts = append(opts, awsconfig.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
-	}
-	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
-		o.BaseEndpoint = aws.String(endpoint)
-		// As in package lambdas: DynamoDB Local's CRC32 header does not
-		// match some error bodies.
-		o.DisableValidateResponseChecksum = local
-	}), nil
+	return lambdas.DynamoDBAt(ctx, cmp.Or(getenv("AWS_ENDPOINT_URL_DYNAMODB"), "http://127.0.0.1:8000"), getenv)
 }
 
 // print writes v as JSON, or calls text for the human-readable form.

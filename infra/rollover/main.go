@@ -27,13 +27,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
 	"github.com/contactlevel/metering/shared/credits"
 	"github.com/contactlevel/metering/shared/dynamo"
+	"github.com/contactlevel/metering/shared/lambdas"
 	"github.com/contactlevel/metering/shared/rollover"
 )
 
@@ -87,7 +83,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return err
 		}
 	}
-	client, err := newClient(ctx, *endpoint, getenv)
+	client, err := lambdas.DynamoDBAt(ctx, *endpoint, getenv)
 	if err != nil {
 		return err
 	}
@@ -146,31 +142,4 @@ func describe(o dynamo.RolloverOutcome) string {
 		s += fmt.Sprintf("  expire bonus %s (%d left)", g.ID, g.Remaining)
 	}
 	return s
-}
-
-// newClient makes a DynamoDB client for endpoint. A local endpoint needs
-// no real credentials: any will do, as for `make run`.
-func newClient(ctx context.Context, endpoint string, getenv func(string) string) (*dynamodb.Client, error) {
-	var opts []func(*config.LoadOptions) error
-	local := endpoint != "aws"
-	if local {
-		opts = append(opts, config.WithRegion(cmp.Or(getenv("AWS_REGION"), "us-east-1")))
-		if getenv("AWS_ACCESS_KEY_ID") == "" {
-			opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
-		}
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
-	}
-	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
-		if local {
-			o.BaseEndpoint = aws.String(endpoint)
-			// As in lambdas.DynamoDB: DynamoDB Local's checksums do not
-			// match some error bodies.
-			o.DisableValidateResponseChecksum = true
-		} else {
-			o.BaseEndpoint = nil
-		}
-	}), nil
 }

@@ -4,15 +4,19 @@
 package lambdas
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
@@ -30,11 +34,7 @@ type Constructor func(ctx context.Context, getenv func(string) string) (lambda.H
 
 // Authorizer builds the REQUEST authorizer.
 func Authorizer(ctx context.Context, getenv func(string) string) (lambda.Handler, error) {
-	tables := appconfig.TablesFromEnv(getenv)
-	if tables.Keys == "" {
-		return nil, fmt.Errorf("KEYS_TABLE is not set")
-	}
-	client, err := DynamoDB(ctx)
+	tables, _, client, err := setUp(ctx, getenv, "KEYS_TABLE")
 	if err != nil {
 		return nil, err
 	}
@@ -47,11 +47,7 @@ func Authorizer(ctx context.Context, getenv func(string) string) (lambda.Handler
 // The credits, contacts and audiences functions all run it; API Gateway
 // sends each only its own routes, and IAM lets each touch only its tables.
 func Endpoints(ctx context.Context, getenv func(string) string) (lambda.Handler, error) {
-	tables := appconfig.TablesFromEnv(getenv)
-	if tables.Orgs == "" {
-		return nil, fmt.Errorf("ORGS_TABLE is not set")
-	}
-	client, err := DynamoDB(ctx)
+	tables, _, client, err := setUp(ctx, getenv, "ORGS_TABLE")
 	if err != nil {
 		return nil, err
 	}
@@ -73,17 +69,29 @@ func Endpoints(ctx context.Context, getenv func(string) string) (lambda.Handler,
 // Admin builds the admin API (organizations, keys, credits, ledger) behind
 // API Gateway's proxy integration; its routes are IAM-authorized.
 func Admin(ctx context.Context, getenv func(string) string) (lambda.Handler, error) {
-	tables := appconfig.TablesFromEnv(getenv)
-	if tables.Orgs == "" || tables.Keys == "" {
-		return nil, fmt.Errorf("ORGS_TABLE and KEYS_TABLE must be set")
-	}
-	client, err := DynamoDB(ctx)
+	tables, _, client, err := setUp(ctx, getenv, "ORGS_TABLE", "KEYS_TABLE")
 	if err != nil {
 		return nil, err
 	}
 	log := Logger(getenv)
 	h := adminapi.New(admin.New(client, tables, log), log)
 	return lambda.NewHandler(httpadapter.New(h).ProxyWithContext), nil
+}
+
+// setUp is how every constructor starts: the table names, with the
+// variables the function cannot run without checked, and one AWS
+// configuration, loaded once, for all of the function's clients.
+func setUp(ctx context.Context, getenv func(string) string, required ...string) (appconfig.Tables, aws.Config, *dynamodb.Client, error) {
+	for _, name := range required {
+		if getenv(name) == "" {
+			return appconfig.Tables{}, aws.Config{}, nil, fmt.Errorf("%s is not set", name)
+		}
+	}
+	cfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return appconfig.Tables{}, aws.Config{}, nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return appconfig.TablesFromEnv(getenv), cfg, dynamoFrom(cfg, nil), nil
 }
 
 // DynamoDB makes a client from the standard AWS configuration chain, which
@@ -93,13 +101,47 @@ func DynamoDB(ctx context.Context) (*dynamodb.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
+	return dynamoFrom(cfg, nil), nil
+}
+
+// DynamoDBAt is the client of the operators' commands. endpoint "aws" means
+// the SDK's own endpoint for the region; anything else is a DynamoDB URL,
+// such as DynamoDB Local's. A loopback endpoint gets dummy credentials unless
+// real ones are set: DynamoDB Local ignores them, and no profile should be
+// needed, or used, there.
+func DynamoDBAt(ctx context.Context, endpoint string, getenv func(string) string) (*dynamodb.Client, error) {
+	if endpoint == "aws" {
+		return DynamoDB(ctx)
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("DynamoDB endpoint %q is not a URL", endpoint)
+	}
+	opts := []func(*config.LoadOptions) error{config.WithRegion(cmp.Or(getenv("AWS_REGION"), "us-east-1"))}
+	if h := u.Hostname(); (h == "127.0.0.1" || h == "localhost" || h == "::1") && getenv("AWS_ACCESS_KEY_ID") == "" {
+		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return dynamoFrom(cfg, aws.String(endpoint)), nil
+}
+
+// dynamoFrom makes the DynamoDB client every function and tool uses: the
+// bounded retries and per-call deadlines of Resilient, at endpoint when it
+// is not nil.
+func dynamoFrom(cfg aws.Config, endpoint *string) *dynamodb.Client {
 	return dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) {
+		if endpoint != nil {
+			o.BaseEndpoint = endpoint
+		}
 		// DynamoDB Local sends a CRC32 header that does not match the
 		// bodies of some error responses (a failed condition with its item);
 		// the SDK then only warns and drops the connection. Against AWS the
 		// check stays on.
-		o.DisableValidateResponseChecksum = cfg.BaseEndpoint != nil || os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") != ""
-	}, Resilient), nil
+		o.DisableValidateResponseChecksum = o.BaseEndpoint != nil
+	}, Resilient)
 }
 
 // Logger writes JSON lines to stdout, which Lambda ships to CloudWatch, at

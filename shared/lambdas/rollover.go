@@ -3,16 +3,13 @@ package lambdas
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	awslambda "github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
-	appconfig "github.com/contactlevel/metering/shared/config"
 	"github.com/contactlevel/metering/shared/dynamo"
 	"github.com/contactlevel/metering/shared/rollover"
 )
@@ -23,11 +20,7 @@ import (
 // Lambda gives it in AWS_LAMBDA_FUNCTION_NAME (absent outside Lambda, where
 // an unfinished run is an error to run again).
 func Rollover(ctx context.Context, getenv func(string) string) (lambda.Handler, error) {
-	tables := appconfig.TablesFromEnv(getenv)
-	if tables.Orgs == "" {
-		return nil, fmt.Errorf("ORGS_TABLE is not set")
-	}
-	client, err := DynamoDB(ctx)
+	tables, cfg, client, err := setUp(ctx, getenv, "ORGS_TABLE")
 	if err != nil {
 		return nil, err
 	}
@@ -38,10 +31,6 @@ func Rollover(ctx context.Context, getenv func(string) string) (lambda.Handler, 
 		Log:    log,
 	}
 	if self := getenv("AWS_LAMBDA_FUNCTION_NAME"); self != "" {
-		cfg, err := config.LoadDefaultConfig(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("load AWS configuration: %w", err)
-		}
 		lc := awslambda.NewFromConfig(cfg)
 		h.Continue = func(ctx context.Context, in rollover.Input) error {
 			payload, err := json.Marshal(in)
