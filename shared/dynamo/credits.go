@@ -52,21 +52,27 @@ type Credits struct {
 // every write is conditioned on what the plan assumed.
 const maxViews = 4096
 
-// Balance reads an organization's balance with a strongly consistent read,
-// so that a customer sees the effect of their last request.
-func (c *Credits) Balance(ctx context.Context, org string) (credits.Balance, error) {
+// balanceProjection reads only the balance from an organization item; it is
+// the same for every read, so it is built once.
+var balanceProjection = func() expression.Expression {
 	proj, err := expression.NewBuilder().WithProjection(expression.NamesList(
 		expression.Name(attrSubscription), expression.Name(attrPurchased),
 		expression.Name(attrBonus), expression.Name(attrBonusRev))).Build()
 	if err != nil {
-		return credits.Balance{}, err
+		panic(err) // constant names: cannot fail
 	}
+	return proj
+}()
+
+// Balance reads an organization's balance with a strongly consistent read,
+// so that a customer sees the effect of their last request.
+func (c *Credits) Balance(ctx context.Context, org string) (credits.Balance, error) {
 	out, err := c.Client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:                aws.String(c.Table),
 		Key:                      orgKey(org),
 		ConsistentRead:           aws.Bool(true),
-		ProjectionExpression:     proj.Projection(),
-		ExpressionAttributeNames: proj.Names(),
+		ProjectionExpression:     balanceProjection.Projection(),
+		ExpressionAttributeNames: balanceProjection.Names(),
 	})
 	if err != nil {
 		return credits.Balance{}, fmt.Errorf("get balance: %w", err)
